@@ -1,0 +1,502 @@
+"""The shared machinery of the mixtures of experts: parameters, EM and hard EM.
+
+:class:`BaseMixtureOfExperts` holds what the classifier and the regressor share: the
+parameters and their validation, the initialisation of the responsibilities, the EM loop
+(soft, hard or top-k) in log space with restarts and warm starts, the M-step that fits
+the experts (in parallel through joblib) and the gate, and the routing at predict time.
+A subclass says how an expert is fitted on weighted data and how likely an expert finds
+the observed targets (:meth:`_expert_log_likelihood`).
+"""
+
+import warnings
+from abc import ABCMeta, abstractmethod
+from numbers import Integral, Real
+from time import perf_counter
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy.special import logsumexp
+from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state, get_tags
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _raise_for_params,
+    _routing_enabled,
+    process_routing,
+)
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    has_fit_parameter,
+    validate_data,
+)
+
+from skmoe.gating import SoftmaxGate
+
+# Responsibilities below this fraction of an expert's largest one are dropped from its
+# weighted fit: they do not change the fit measurably and keeping them makes tree and
+# neighbour experts pay for samples they never see.
+_MIN_RELATIVE_WEIGHT = 1e-8
+# log of the smallest normal float: a zero likelihood becomes this, never -inf, so that
+# log-sum-exp stays finite when every expert gives a sample probability zero.
+_LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
+
+
+def _fit_estimator(estimator, X, y, sample_weight, fit_params):
+    """Fit one expert; module level so that joblib can pickle it."""
+    if sample_weight is None:
+        return estimator.fit(X, y, **fit_params)
+    return estimator.fit(X, y, sample_weight=sample_weight, **fit_params)
+
+
+class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
+    """Base class of the mixtures of experts; not to be used directly."""
+
+    _parameter_constraints = {
+        "expert": [None, HasMethods(["fit"]), list],
+        "n_experts": [None, Interval(Integral, 1, None, closed="left")],
+        "gate": [None, HasMethods(["fit", "predict_proba"])],
+        "routing": [StrOptions({"soft", "hard", "topk"})],
+        "top_k": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "init": [StrOptions({"kmeans", "random"})],
+        "warm_start": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "n_jobs": [None, Integral],
+    }
+
+    @abstractmethod
+    def __init__(
+        self,
+        expert=None,
+        *,
+        n_experts=None,
+        gate=None,
+        routing="soft",
+        top_k=2,
+        max_iter=100,
+        tol=1e-4,
+        n_init=1,
+        init="kmeans",
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        n_jobs=None,
+    ):
+        self.expert = expert
+        self.n_experts = n_experts
+        self.gate = gate
+        self.routing = routing
+        self.top_k = top_k
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_init = n_init
+        self.init = init
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.verbose = verbose
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ hooks
+    @abstractmethod
+    def _default_expert(self):
+        """The expert used when ``expert=None``."""
+
+    @abstractmethod
+    def _check_expert(self, estimator, name):
+        """Raise a clear error if ``estimator`` cannot serve as an expert."""
+
+    @abstractmethod
+    def _expert_log_likelihood(self, X, y):
+        """Return ``log p_k(y_i | x_i)`` for every sample and expert, shape (n, K)."""
+
+    def _fit_expert_fallback(self, index, X, y, sample_weight):
+        """Return an estimator for a routed view the expert itself cannot be fitted on."""
+        return None
+
+    def _after_m_step(self, X, y, weights):
+        """Update parameters that depend on the experts' fits (noise scales)."""
+
+    # ------------------------------------------------------------- validation
+    def _expert_templates(self):
+        """The unfitted estimators, one per expert, and the number of experts."""
+        if isinstance(self.expert, list):
+            if len(self.expert) == 0:
+                raise ValueError("expert must be an estimator or a non-empty list.")
+            if self.n_experts is not None and self.n_experts != len(self.expert):
+                raise ValueError(
+                    f"n_experts={self.n_experts} does not match the {len(self.expert)} "
+                    "estimators given in expert; leave n_experts=None."
+                )
+            templates = list(self.expert)
+            for index, estimator in enumerate(templates):
+                if not hasattr(estimator, "fit"):
+                    raise TypeError(
+                        f"expert[{index}]={estimator!r} is not an estimator: it has no "
+                        "fit method."
+                    )
+        else:
+            template = self._default_expert() if self.expert is None else self.expert
+            templates = [template] * (2 if self.n_experts is None else self.n_experts)
+        for index, estimator in enumerate(templates):
+            self._check_expert(estimator, f"expert[{index}]" if isinstance(
+                self.expert, list) else "expert")
+        return templates
+
+    def _check_weight_support(self, templates, needs_weights):
+        if not needs_weights:
+            return
+        for index, estimator in enumerate(templates):
+            if not has_fit_parameter(estimator, "sample_weight"):
+                raise ValueError(
+                    f"The expert {estimator!r} (expert {index}) does not accept "
+                    "sample_weight in fit, which routing='soft' and routing='topk' need "
+                    "for the responsibilities, and which any routing needs when fit is "
+                    "given sample_weight. Use routing='hard' without sample_weight, or "
+                    "an expert whose fit takes sample_weight."
+                )
+        gate = self.gate
+        if gate is not None and not has_fit_parameter(gate, "sample_weight"):
+            raise ValueError(
+                f"The gate {gate!r} does not accept sample_weight in fit, which the "
+                "gate needs to learn from responsibilities."
+            )
+
+    def _check_sizes(self, n_samples, n_experts):
+        if n_samples < n_experts:
+            raise ValueError(
+                f"Expected n_samples >= n_experts, got n_experts={n_experts} and "
+                f"n_samples={n_samples}."
+            )
+        if self.routing == "topk" and self.top_k > n_experts:
+            raise ValueError(
+                f"top_k={self.top_k} must be at most n_experts={n_experts} with "
+                "routing='topk'."
+            )
+
+    # ------------------------------------------------------------------- fit
+    def _fit(self, X, y, sample_weight, fit_params):
+        """The EM template shared by the subclasses; ``X`` and ``y`` are validated."""
+        templates = self._expert_templates()
+        n_experts = len(templates)
+        n_samples = X.shape[0]
+        self._check_sizes(n_samples, n_experts)
+        self._check_weight_support(
+            templates, needs_weights=self.routing != "hard" or sample_weight is not None
+        )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        if sample_weight is None:
+            weights = np.ones(n_samples)
+        else:
+            weights = _check_sample_weight(
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
+            )
+            if weights.sum() <= 0:
+                raise ValueError("sample_weight must not sum to zero.")
+        if _routing_enabled():
+            routed = process_routing(self, "fit", **fit_params)
+            expert_fit_params = routed.expert.fit
+        else:
+            expert_fit_params = fit_params
+        self._expert_fit_params = expert_fit_params
+
+        random_state = check_random_state(self.random_state)
+        warm = self.warm_start and hasattr(self, "experts_")
+        n_init = 1 if warm else self.n_init
+        best = None
+        for init_index in range(n_init):
+            if warm:
+                responsibilities = None
+            else:
+                responsibilities = self._initial_responsibilities(
+                    X, weights, n_experts, random_state
+                )
+                self.gate_ = self._new_gate()
+            state = self._run_em(
+                X, y, weights, templates, responsibilities, init_index
+            )
+            if best is None or state["lower_bound_"] > best["lower_bound_"]:
+                best = state
+        for name, value in best.items():
+            setattr(self, name, value)
+        del self._expert_fit_params
+        if not self.converged_:
+            warnings.warn(
+                f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
+                "iterations; increase max_iter or tol, or check the data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        return self
+
+    def _new_gate(self):
+        gate = SoftmaxGate() if self.gate is None else clone(self.gate)
+        if isinstance(gate, SoftmaxGate):
+            # the gate's own copy: each M-step starts from the last solution
+            gate.set_params(warm_start=True)
+        return gate
+
+    def _initial_responsibilities(self, X, weights, n_experts, random_state):
+        n_samples = X.shape[0]
+        if self.init == "kmeans" and n_experts > 1:
+            labels = (
+                KMeans(
+                    n_clusters=n_experts,
+                    n_init=1,
+                    random_state=random_state.randint(np.iinfo(np.int32).max),
+                )
+                .fit(X, sample_weight=weights)
+                .labels_
+            )
+            responsibilities = np.zeros((n_samples, n_experts))
+            responsibilities[np.arange(n_samples), labels] = 1.0
+            # duplicated points can leave a cluster empty: give it random samples
+            for k in np.flatnonzero(responsibilities.sum(axis=0) == 0):
+                donors = random_state.choice(n_samples, size=1)
+                responsibilities[donors] = 0.0
+                responsibilities[donors, k] = 1.0
+        else:
+            responsibilities = random_state.dirichlet(np.ones(n_experts), n_samples)
+            if self.routing == "hard":
+                labels = responsibilities.argmax(axis=1)
+                responsibilities = np.zeros((n_samples, n_experts))
+                responsibilities[np.arange(n_samples), labels] = 1.0
+        return responsibilities
+
+    def _run_em(self, X, y, weights, templates, responsibilities, init_index):
+        """Alternate M- and E-steps from ``responsibilities`` (None: current model)."""
+        lower_bounds = []
+        converged = False
+        if responsibilities is None:
+            log_joint = self._log_joint(X, y)
+            responsibilities, _ = self._e_step(log_joint, weights)
+        previous = -np.inf
+        n_iter = 0
+        for n_iter in range(1, self.max_iter + 1):
+            tic = perf_counter()
+            self._m_step(X, y, weights, templates, responsibilities)
+            log_joint = self._log_joint(X, y)
+            responsibilities, lower_bound = self._e_step(log_joint, weights)
+            lower_bounds.append(lower_bound)
+            if self.verbose:
+                print(
+                    f"init {init_index} iteration {n_iter}: lower bound "
+                    f"{lower_bound:.6f} ({perf_counter() - tic:.2f}s)"
+                )
+            if abs(lower_bound - previous) < self.tol:
+                converged = True
+                break
+            previous = lower_bound
+        if self.verbose:
+            status = "converged" if converged else "did not converge"
+            print(f"init {init_index} {status} after {n_iter} iterations.")
+        return {
+            "experts_": self.experts_,
+            "gate_": self.gate_,
+            "n_iter_": n_iter,
+            "converged_": converged,
+            "lower_bound_": lower_bounds[-1],
+            "lower_bounds_": np.asarray(lower_bounds),
+            **self._extra_state(),
+        }
+
+    def _extra_state(self):
+        return {}
+
+    def _e_step(self, log_joint, weights):
+        """Responsibilities and the weighted mean (classification) log-likelihood."""
+        total = weights.sum()
+        if self.routing == "hard":
+            assignment = np.argmax(log_joint, axis=1)
+            best = log_joint[np.arange(log_joint.shape[0]), assignment]
+            assignment = self._reseed_empty(assignment, best, log_joint.shape[1])
+            responsibilities = np.zeros_like(log_joint)
+            responsibilities[np.arange(log_joint.shape[0]), assignment] = 1.0
+            return responsibilities, float(weights @ best / total)
+        log_norm = logsumexp(log_joint, axis=1, keepdims=True)
+        responsibilities = np.exp(log_joint - log_norm)
+        return responsibilities, float(weights @ log_norm[:, 0] / total)
+
+    @staticmethod
+    def _reseed_empty(assignment, best, n_experts):
+        """Give an expert that lost all its samples the worst-explained ones.
+
+        The samples come from the experts that can spare them, worst first, so the
+        re-seeded expert starts where the current mixture fits least.
+        """
+        counts = np.bincount(assignment, minlength=n_experts)
+        empty = np.flatnonzero(counts == 0)
+        if empty.size == 0:
+            return assignment
+        assignment = assignment.copy()
+        quota = max(1, assignment.shape[0] // (2 * n_experts))
+        for sample in np.argsort(best, kind="stable"):
+            if empty.size == 0:
+                break
+            owner = assignment[sample]
+            if counts[owner] <= quota:
+                continue
+            target = empty[0]
+            assignment[sample] = target
+            counts[owner] -= 1
+            counts[target] += 1
+            if counts[target] >= quota:
+                empty = empty[1:]
+        return assignment
+
+    def _m_step(self, X, y, weights, templates, responsibilities):
+        expert_weights = responsibilities * weights[:, None]
+        jobs = []
+        for k, template in enumerate(templates):
+            column = expert_weights[:, k]
+            keep = column > _MIN_RELATIVE_WEIGHT * column.max()
+            rows = np.flatnonzero(keep)
+            sample_weight = column[rows]
+            if self.routing == "hard" and np.all(sample_weight == sample_weight[0]):
+                sample_weight = None  # lets experts without sample_weight serve
+            jobs.append((k, template, rows, sample_weight))
+        fitted = Parallel(n_jobs=self.n_jobs)(
+            delayed(self._fit_one)(k, template, X, y, rows, sample_weight)
+            for k, template, rows, sample_weight in jobs
+        )
+        self.experts_ = fitted
+        self._after_m_step(X, y, expert_weights)
+        self._fit_gate(X, responsibilities, weights)
+
+    def _fit_one(self, index, template, X, y, rows, sample_weight):
+        X_view, y_view = X[rows], y[rows]
+        fallback = self._fit_expert_fallback(index, X_view, y_view, sample_weight)
+        if fallback is not None:
+            return fallback
+        return _fit_estimator(
+            clone(template), X_view, y_view, sample_weight, self._expert_fit_params
+        )
+
+    def _fit_gate(self, X, responsibilities, weights):
+        n_samples, n_experts = responsibilities.shape
+        if isinstance(self.gate_, SoftmaxGate):
+            self.gate_._fit_targets(X, responsibilities, weights)
+            return
+        if self.routing == "hard":
+            self.gate_.fit(
+                X, responsibilities.argmax(axis=1), sample_weight=weights
+            )
+            return
+        # a general classifier learns soft targets from one weighted copy per expert
+        replicated = responsibilities * weights[:, None]
+        rows, experts = np.nonzero(replicated > _MIN_RELATIVE_WEIGHT * replicated.max())
+        self.gate_.fit(X[rows], experts, sample_weight=replicated[rows, experts])
+
+    # --------------------------------------------------------------- routing
+    def _log_gate(self, X):
+        """Log routing weights used for training and prediction, shape (n, K)."""
+        n_experts = len(self.experts_)
+        if isinstance(self.gate_, SoftmaxGate):
+            log_gate = self.gate_.predict_log_proba(X)
+        else:
+            proba = self.gate_.predict_proba(X)
+            log_gate = np.full((X.shape[0], n_experts), _LOG_TINY)
+            with np.errstate(divide="ignore"):
+                log_gate[:, self.gate_.classes_.astype(int)] = np.maximum(
+                    np.log(proba), _LOG_TINY
+                )
+        if self.routing == "topk" and self.top_k < n_experts:
+            kept = np.argpartition(-log_gate, self.top_k - 1, axis=1)[:, : self.top_k]
+            masked = np.full_like(log_gate, -np.inf)
+            np.put_along_axis(
+                masked, kept, np.take_along_axis(log_gate, kept, axis=1), axis=1
+            )
+            log_gate = masked - logsumexp(masked, axis=1, keepdims=True)
+        return log_gate
+
+    def _log_joint(self, X, y):
+        return self._log_gate(X) + self._expert_log_likelihood(X, y)
+
+    def _routing_weights(self, X):
+        """Routing weights at predict time: one-hot for hard routing, else the gate."""
+        log_gate = self._log_gate(X)
+        if self.routing == "hard":
+            weights = np.zeros_like(log_gate)
+            weights[np.arange(X.shape[0]), np.argmax(log_gate, axis=1)] = 1.0
+            return weights
+        return np.exp(log_gate)
+
+    def _validate_predict_input(self, X):
+        check_is_fitted(self)
+        return validate_data(
+            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite=True
+        )
+
+    def predict_gate_proba(self, X):
+        """Routing weights of every expert for each sample.
+
+        For ``routing="soft"`` these are the gate's probabilities; for ``"topk"`` the
+        top-k renormalised probabilities (zero outside the top k); for ``"hard"`` the
+        one-hot indicator of the selected expert.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        routing_weights : ndarray of shape (n_samples, n_experts)
+        """
+        X = self._validate_predict_input(X)
+        return self._routing_weights(X)
+
+    def _combine(self, X, expert_predict, n_outputs):
+        """Sum ``routing weight * expert output``, evaluating each expert only where it
+        has weight (for hard routing: only the selected expert of each sample)."""
+        routing_weights = self._routing_weights(X)
+        out = np.zeros((X.shape[0], n_outputs))
+        for k, expert in enumerate(self.experts_):
+            rows = np.flatnonzero(routing_weights[:, k] > 0)
+            if rows.size:
+                out[rows] += routing_weights[rows, k, None] * expert_predict(
+                    k, expert, X[rows]
+                )
+        return out
+
+    # -------------------------------------------------------- sklearn plumbing
+    def get_metadata_routing(self):
+        """Metadata routing of this estimator: ``fit`` parameters go to the experts.
+
+        ``sample_weight`` is consumed by the mixture itself, which multiplies it into
+        the responsibilities it passes to the experts and the gate.
+
+        Returns
+        -------
+        routing : MetadataRouter
+        """
+        router = MetadataRouter(owner=self).add_self_request(self)
+        expert = self._default_expert() if self.expert is None else self.expert
+        if isinstance(expert, list):
+            expert = expert[0]
+        router.add(
+            expert=expert, method_mapping=MethodMapping().add(caller="fit", callee="fit")
+        )
+        return router
+
+    def _raise_for_fit_params(self, fit_params):
+        _raise_for_params(fit_params, self, "fit")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        templates = self.expert if isinstance(self.expert, list) else [
+            self._default_expert() if self.expert is None else self.expert
+        ]
+        expert_tags = [get_tags(estimator) for estimator in templates]
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
+        tags.input_tags.pairwise = False
+        tags.non_deterministic = any(t.non_deterministic for t in expert_tags)
+        return tags

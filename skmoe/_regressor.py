@@ -1,0 +1,211 @@
+"""MixtureOfExpertsRegressor: a gate routes each sample to regression experts."""
+
+import numpy as np
+from sklearn.base import RegressorMixin
+from sklearn.linear_model import Ridge
+from sklearn.utils.validation import validate_data
+
+from skmoe._base import BaseMixtureOfExperts
+
+
+class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
+    """Mixture-of-Experts regressor with Gaussian expert likelihoods.
+
+    Each expert ``k`` is a regressor ``f_k`` with its own noise scale ``sigma_k``, so
+    that ``p_k(y | x) = N(y; f_k(x), sigma_k^2)``; a gate ``r(x)`` weighs the experts.
+    EM alternates responsibilities ``h_ik ∝ r_k(x_i) p_k(y_i | x_i)`` (in log space)
+    with weighted refits of the experts, of their noise scales (the weighted mean
+    squared residual) and of the gate. ``predict`` returns the mixture mean
+    ``sum_k r_k(x) f_k(x)`` (``routing="soft"``), the prediction of the expert the gate
+    selects (``"hard"``, only that expert is evaluated), or the renormalised mean over
+    the ``top_k`` experts (``"topk"``).
+
+    Parameters
+    ----------
+    expert : estimator or list of estimators, default=None
+        Regressor cloned once per expert, or a list of regressors. ``fit`` must accept
+        ``sample_weight`` unless ``routing="hard"`` and no ``sample_weight`` is given.
+        ``None`` means ``Ridge()``.
+    n_experts : int, default=None
+        Number of experts. ``None`` means ``len(expert)`` for a list, else 2.
+    gate : classifier, default=None
+        The gate. ``None`` means :class:`~skmoe.gating.SoftmaxGate()`. Any classifier
+        with ``predict_proba`` whose ``fit`` accepts ``sample_weight`` works.
+    routing : {"soft", "hard", "topk"}, default="soft"
+        How the experts are combined, in training and at prediction.
+    top_k : int, default=2
+        Number of experts per sample with ``routing="topk"``.
+    max_iter : int, default=100
+        Maximum number of EM iterations per initialisation.
+    tol : float, default=1e-4
+        EM stops when the weighted mean log-likelihood changes by less than ``tol``.
+    n_init : int, default=1
+        Number of initialisations; the one with the best final likelihood is kept.
+    init : {"kmeans", "random"}, default="kmeans"
+        Initial responsibilities: k-means clusters of ``X`` or random ones.
+    warm_start : bool, default=False
+        Continue EM from the fitted model when fit is called again.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation.
+    verbose : int, default=0
+        Print the likelihood at each iteration when positive.
+    n_jobs : int, default=None
+        Experts fitted in parallel through joblib.
+
+    Attributes
+    ----------
+    experts_ : list of estimators
+        The fitted experts.
+    gate_ : classifier
+        The fitted gate.
+    noise_scale_ : ndarray of shape (n_experts,)
+        Standard deviation of each expert's Gaussian noise. It is floored at
+        ``1e-3`` times the standard deviation of ``y`` so that an expert that
+        interpolates its data (a deep tree) cannot make the likelihood infinite.
+    n_iter_ : int
+        EM iterations of the best initialisation.
+    converged_ : bool
+        Whether the best initialisation converged.
+    lower_bound_ : float
+        Weighted mean log-likelihood of the training data (for hard routing, the
+        classification log-likelihood).
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        The likelihood after each iteration of the best initialisation.
+    n_features_in_ : int
+        Number of features seen during fit.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Names of the features seen during fit, when ``X`` has string feature names.
+
+    See Also
+    --------
+    MixtureOfExpertsClassifier : the same model for classification.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmoe import MixtureOfExpertsRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.uniform(-1, 1, size=(400, 1))
+    >>> y = np.where(X[:, 0] < 0, -3 * X[:, 0], 2 * X[:, 0]) + 0.05 * rng.normal(size=400)
+    >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+    >>> bool(moe.score(X, y) > 0.95)
+    True
+    """
+
+    def __init__(
+        self,
+        expert=None,
+        *,
+        n_experts=None,
+        gate=None,
+        routing="soft",
+        top_k=2,
+        max_iter=100,
+        tol=1e-4,
+        n_init=1,
+        init="kmeans",
+        warm_start=False,
+        random_state=None,
+        verbose=0,
+        n_jobs=None,
+    ):
+        super().__init__(
+            expert,
+            n_experts=n_experts,
+            gate=gate,
+            routing=routing,
+            top_k=top_k,
+            max_iter=max_iter,
+            tol=tol,
+            n_init=n_init,
+            init=init,
+            warm_start=warm_start,
+            random_state=random_state,
+            verbose=verbose,
+            n_jobs=n_jobs,
+        )
+
+    def _default_expert(self):
+        return Ridge()
+
+    def _check_expert(self, estimator, name):
+        if not hasattr(estimator, "predict"):
+            raise TypeError(f"{name}={estimator!r} has no predict method.")
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Fit the mixture by EM (soft or top-k routing) or hard EM.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : array-like of shape (n_samples,)
+            Numeric targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights multiplied into the responsibilities the experts and the gate are
+            fitted with, and into the likelihood EM maximises.
+        **fit_params : dict
+            Further parameters of the experts' ``fit``; only with metadata routing
+            enabled.
+
+        Returns
+        -------
+        self : MixtureOfExpertsRegressor
+            The fitted mixture.
+        """
+        self._validate_params()
+        self._raise_for_fit_params(fit_params)
+        X, y = validate_data(
+            self, X, y, dtype=[np.float64, np.float32], y_numeric=True
+        )
+        y = np.asarray(y, dtype=np.float64)
+        self._noise_floor = max(1e-3 * float(np.std(y)), 1e-12)
+        return self._fit(X, y, sample_weight, fit_params)
+
+    def _after_m_step(self, X, y, weights):
+        residuals = y[:, None] - self._expert_predictions(X)
+        totals = np.maximum(weights.sum(axis=0), np.finfo(float).tiny)
+        variance = (weights * residuals**2).sum(axis=0) / totals
+        self.noise_scale_ = np.maximum(np.sqrt(variance), self._noise_floor)
+
+    def _extra_state(self):
+        return {"noise_scale_": self.noise_scale_}
+
+    def _expert_predictions(self, X):
+        return np.column_stack([expert.predict(X) for expert in self.experts_])
+
+    def _expert_log_likelihood(self, X, y):
+        standardized = (y[:, None] - self._expert_predictions(X)) / self.noise_scale_
+        return -0.5 * standardized**2 - np.log(self.noise_scale_) - 0.5 * np.log(
+            2 * np.pi
+        )
+
+    def predict_expert(self, X):
+        """Prediction of every expert, whatever the routing.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        expert_predictions : ndarray of shape (n_samples, n_experts)
+        """
+        X = self._validate_predict_input(X)
+        return self._expert_predictions(X)
+
+    def predict(self, X):
+        """Mixture mean under the routing.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        X = self._validate_predict_input(X)
+        return self._combine(
+            X, lambda k, expert, rows: expert.predict(rows)[:, None], 1
+        )[:, 0]
