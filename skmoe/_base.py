@@ -53,6 +53,78 @@ def _fit_estimator(estimator, X, y, sample_weight, fit_params):
     return estimator.fit(X, y, sample_weight=sample_weight, **fit_params)
 
 
+def _seeded(estimator, random_state):
+    """Give ``estimator`` (a fresh clone) a seed for every ``random_state`` left None.
+
+    Mirrors ``sklearn.ensemble._base._set_random_states``: an int ``random_state`` of
+    the mixture then makes the experts and the gate reproducible too.
+    """
+    estimator = clone(estimator)
+    seeds = {
+        name: random_state.randint(np.iinfo(np.int32).max)
+        for name, value in sorted(estimator.get_params(deep=True).items())
+        if (name == "random_state" or name.endswith("__random_state")) and value is None
+    }
+    if seeds:
+        estimator.set_params(**seeds)
+    return estimator
+
+
+def _principal_slabs(X, weights, n_slabs):
+    """Cut the data into ``n_slabs`` slabs of equal weight along the first weighted
+    principal component.
+
+    Rows with the same projection always share a slab, so integer weights give the
+    same slabs as repeated rows.
+    """
+    mean = np.average(X, axis=0, weights=weights)
+    centered = X - mean
+    scatter = (centered * weights[:, None]).T @ centered
+    _, vectors = np.linalg.eigh(scatter)
+    direction = vectors[:, -1]
+    direction = direction * np.sign(direction[np.argmax(np.abs(direction))])
+    values, inverse = np.unique(centered @ direction, return_inverse=True)
+    value_weights = np.bincount(inverse, weights=weights, minlength=values.shape[0])
+    midpoints = np.cumsum(value_weights) - value_weights / 2
+    slabs = np.minimum(
+        (n_slabs * midpoints / value_weights.sum()).astype(np.intp), n_slabs - 1
+    )
+    return slabs[inverse]
+
+
+def _reseed_empty(responsibilities, weights, fit_quality):
+    """Give an expert that lost all its weight the samples the mixture explains worst.
+
+    Happens in hard EM when no sample selects an expert, and under top-k routing when
+    an expert is in no sample's top k. The samples come from the experts that can spare
+    them, worst-explained first, and are moved whole (one-hot) to the empty expert, so
+    it restarts where the current mixture fits least.
+    """
+    n_samples, n_experts = responsibilities.shape
+    mass = weights @ responsibilities
+    empty = list(np.flatnonzero(mass <= 0))
+    if not empty:
+        return responsibilities
+    responsibilities = responsibilities.copy()
+    owner = np.argmax(responsibilities, axis=1)
+    counts = np.bincount(owner[weights > 0], minlength=n_experts)
+    quota = max(1, int(np.count_nonzero(weights)) // (2 * n_experts))
+    moved = 0
+    for sample in np.argsort(fit_quality, kind="stable"):
+        if not empty:
+            break
+        if weights[sample] <= 0 or counts[owner[sample]] <= quota:
+            continue
+        counts[owner[sample]] -= 1
+        responsibilities[sample] = 0.0
+        responsibilities[sample, empty[0]] = 1.0
+        moved += 1
+        if moved >= quota:
+            empty.pop(0)
+            moved = 0
+    return responsibilities
+
+
 class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the mixtures of experts; not to be used directly."""
 
@@ -65,7 +137,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init": [StrOptions({"kmeans", "random"})],
+        "init": [StrOptions({"kmeans", "pca", "random"})],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -123,6 +195,9 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
     def _after_m_step(self, X, y, weights):
         """Update parameters that depend on the experts' fits (noise scales)."""
+
+    def _before_em(self, X, y, weights):
+        """Compute what every initialisation shares (validated data and weights)."""
 
     # ------------------------------------------------------------- validation
     def _expert_templates(self):
@@ -207,8 +282,12 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         else:
             expert_fit_params = fit_params
         self._expert_fit_params = expert_fit_params
+        self._before_em(X, y, weights)
 
         random_state = check_random_state(self.random_state)
+        templates = [
+            _seeded(template, random_state) for template in templates
+        ]
         warm = self.warm_start and hasattr(self, "experts_")
         n_init = 1 if warm else self.n_init
         best = None
@@ -219,7 +298,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                 responsibilities = self._initial_responsibilities(
                     X, weights, n_experts, random_state
                 )
-                self.gate_ = self._new_gate()
+                self.gate_ = _seeded(self._new_gate(), random_state)
             state = self._run_em(
                 X, y, weights, templates, responsibilities, init_index
             )
@@ -246,7 +325,13 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
     def _initial_responsibilities(self, X, weights, n_experts, random_state):
         n_samples = X.shape[0]
-        if self.init == "kmeans" and n_experts > 1:
+        if n_experts == 1:
+            return np.ones((n_samples, 1))
+        if self.init == "pca":
+            labels = _principal_slabs(X, weights, n_experts)
+            responsibilities = np.zeros((n_samples, n_experts))
+            responsibilities[np.arange(n_samples), labels] = 1.0
+        elif self.init == "kmeans":
             labels = (
                 KMeans(
                     n_clusters=n_experts,
@@ -314,43 +399,19 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
     def _e_step(self, log_joint, weights):
         """Responsibilities and the weighted mean (classification) log-likelihood."""
         total = weights.sum()
+        rows = np.arange(log_joint.shape[0])
         if self.routing == "hard":
             assignment = np.argmax(log_joint, axis=1)
-            best = log_joint[np.arange(log_joint.shape[0]), assignment]
-            assignment = self._reseed_empty(assignment, best, log_joint.shape[1])
+            fit_quality = log_joint[rows, assignment]
             responsibilities = np.zeros_like(log_joint)
-            responsibilities[np.arange(log_joint.shape[0]), assignment] = 1.0
-            return responsibilities, float(weights @ best / total)
-        log_norm = logsumexp(log_joint, axis=1, keepdims=True)
-        responsibilities = np.exp(log_joint - log_norm)
-        return responsibilities, float(weights @ log_norm[:, 0] / total)
-
-    @staticmethod
-    def _reseed_empty(assignment, best, n_experts):
-        """Give an expert that lost all its samples the worst-explained ones.
-
-        The samples come from the experts that can spare them, worst first, so the
-        re-seeded expert starts where the current mixture fits least.
-        """
-        counts = np.bincount(assignment, minlength=n_experts)
-        empty = np.flatnonzero(counts == 0)
-        if empty.size == 0:
-            return assignment
-        assignment = assignment.copy()
-        quota = max(1, assignment.shape[0] // (2 * n_experts))
-        for sample in np.argsort(best, kind="stable"):
-            if empty.size == 0:
-                break
-            owner = assignment[sample]
-            if counts[owner] <= quota:
-                continue
-            target = empty[0]
-            assignment[sample] = target
-            counts[owner] -= 1
-            counts[target] += 1
-            if counts[target] >= quota:
-                empty = empty[1:]
-        return assignment
+            responsibilities[rows, assignment] = 1.0
+            lower_bound = float(weights @ fit_quality / total)
+        else:
+            log_norm = logsumexp(log_joint, axis=1)
+            responsibilities = np.exp(log_joint - log_norm[:, None])
+            fit_quality = log_norm
+            lower_bound = float(weights @ log_norm / total)
+        return _reseed_empty(responsibilities, weights, fit_quality), lower_bound
 
     def _m_step(self, X, y, weights, templates, responsibilities):
         expert_weights = responsibilities * weights[:, None]

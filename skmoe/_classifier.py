@@ -69,14 +69,19 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         classification log-likelihood) changes by less than ``tol``.
     n_init : int, default=1
         Number of initialisations; the one with the best final likelihood is kept.
-    init : {"kmeans", "random"}, default="kmeans"
-        Initial responsibilities: the clusters of k-means on ``X``, or random
-        responsibilities drawn from a flat Dirichlet (assignments for hard routing).
+    init : {"kmeans", "pca", "random"}, default="kmeans"
+        Initial responsibilities: the clusters of k-means on ``X``; ``n_experts``
+        slabs of equal weight along the first (weighted) principal component, a
+        deterministic start under which integer sample weights are exactly equivalent
+        to repeated rows; or random responsibilities drawn from a flat Dirichlet
+        (assignments for hard routing).
     warm_start : bool, default=False
         Continue EM from the fitted experts and gate when fit is called again (then
         ``n_init`` is ignored).
     random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation.
+        Seeds the initialisation, and the ``random_state`` of experts and gate that
+        have one left at ``None`` (as scikit-learn's ensembles do), so that an int
+        makes fit reproducible.
     verbose : int, default=0
         Print the likelihood at each iteration when positive.
     n_jobs : int, default=None
@@ -280,4 +285,5 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]

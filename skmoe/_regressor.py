@@ -41,12 +41,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         EM stops when the weighted mean log-likelihood changes by less than ``tol``.
     n_init : int, default=1
         Number of initialisations; the one with the best final likelihood is kept.
-    init : {"kmeans", "random"}, default="kmeans"
-        Initial responsibilities: k-means clusters of ``X`` or random ones.
+    init : {"kmeans", "pca", "random"}, default="kmeans"
+        Initial responsibilities: k-means clusters of ``X``, equal-weight slabs along
+        the first principal component (deterministic), or random ones.
     warm_start : bool, default=False
         Continue EM from the fitted model when fit is called again.
     random_state : int, RandomState instance or None, default=None
-        Seeds the initialisation.
+        Seeds the initialisation and the experts' ``random_state`` left at ``None``.
     verbose : int, default=0
         Print the likelihood at each iteration when positive.
     n_jobs : int, default=None
@@ -159,8 +160,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             self, X, y, dtype=[np.float64, np.float32], y_numeric=True
         )
         y = np.asarray(y, dtype=np.float64)
-        self._noise_floor = max(1e-3 * float(np.std(y)), 1e-12)
         return self._fit(X, y, sample_weight, fit_params)
+
+    def _before_em(self, X, y, weights):
+        mean = np.average(y, weights=weights)
+        spread = np.sqrt(np.average((y - mean) ** 2, weights=weights))
+        self._noise_floor = max(1e-3 * float(spread), 1e-12)
 
     def _after_m_step(self, X, y, weights):
         residuals = y[:, None] - self._expert_predictions(X)

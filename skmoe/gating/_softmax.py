@@ -115,7 +115,8 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
         -------
         self : SoftmaxGate
         """
-        soft = np.ndim(y) == 2 and np.shape(y)[1] > 1
+        y_shape = np.shape(np.asarray(y))
+        soft = len(y_shape) == 2 and y_shape[1] > 1
         if soft:
             X, targets = validate_data(
                 self, X, y, dtype=[np.float64, np.float32], multi_output=True,
@@ -135,8 +136,8 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
             self.classes_, encoded = np.unique(y, return_inverse=True)
             if self.classes_.shape[0] < 2:
                 raise ValueError(
-                    "SoftmaxGate needs samples of at least 2 classes; got only "
-                    f"class {self.classes_[0]!r}."
+                    "SoftmaxGate needs samples of at least 2 classes; got one class: "
+                    f"{self.classes_[0]!r}."
                 )
             targets = np.zeros((X.shape[0], self.classes_.shape[0]))
             targets[np.arange(X.shape[0]), encoded] = 1.0
@@ -220,11 +221,16 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        scores : ndarray of shape (n_samples, n_classes)
+        scores : ndarray of shape (n_samples, n_classes) or (n_samples,)
+            For two classes, the score of the second class minus that of the first,
+            as for every binary classifier of scikit-learn.
         """
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        return X @ self.coef_.T.astype(X.dtype, copy=False) + self.intercept_
+        scores = X @ self.coef_.T + self.intercept_
+        if scores.shape[1] == 2:
+            return scores[:, 1] - scores[:, 0]
+        return scores
 
     def predict(self, X):
         """Most probable class.
@@ -237,7 +243,8 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
         -------
         y_pred : ndarray of shape (n_samples,)
         """
-        return self.classes_[np.argmax(self.predict_log_proba(X), axis=1)]
+        log_proba = self.predict_log_proba(X)
+        return self.classes_[np.argmax(log_proba, axis=1)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
