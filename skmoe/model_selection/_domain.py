@@ -1,4 +1,4 @@
-"""Splitters that hold out whole domains: leave-one-domain-out and a domain shuffle split.
+"""Splitters that hold out whole domains: leave-one-domain-out and domain shuffles.
 
 A domain is whatever the samples were collected under (a hospital, a site, a month);
 the domain of each sample is passed to ``split`` as ``groups``. Both splitters request
@@ -174,7 +174,7 @@ class DomainShuffleSplit(_ShiftSplitterMixin, GroupsConsumerMixin, BaseCrossVali
     >>> for train, test in cv.split(X, groups=domains):
     ...     print(np.unique(domains[test]), np.unique(domains[train]))
     [2] [0 1 3]
-    [3] [0 1 2]
+    [0] [1 2 3]
     """
 
     _parameter_constraints = {
