@@ -8,12 +8,14 @@ packages (:func:`load_flights`, :func:`load_mpls_stops`, :func:`load_penguins`; 
 need the optional extra ``data``).
 """
 
+from skmoe.datasets._routing_shift import make_routing_shift
 from skmoe.datasets._samples_generator import (
     make_shifted_classification,
     make_shifted_regression,
 )
 
 __all__ = [
+    "make_routing_shift",
     "make_shifted_classification",
     "make_shifted_regression",
 ]
