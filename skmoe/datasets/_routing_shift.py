@@ -133,12 +133,11 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
     ...     print(round(float(weights @ population.proba_true), 2))
     0.5
     0.59
-    >>> X, y = population.sample(4, distribution="target", random_state=0)
-    >>> X
-    array([[0., 0.],
-           [0., 1.],
-           [0., 0.],
-           [0., 0.]])
+    >>> X, y = population.sample(1000, distribution="target", random_state=0)
+    >>> X.shape, y.shape
+    ((1000, 2), (1000,))
+    >>> float(np.mean(X[:, 1] == 0))  # share of A cells, about target_weight
+    0.797
     """
     levels = np.linspace(0.3, 0.7, n_pairs) if n_pairs > 1 else np.array([0.5])
     cross_term = gate_weight * gap / (1.0 - gate_weight)
