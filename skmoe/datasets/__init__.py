@@ -8,6 +8,7 @@ packages (:func:`load_flights`, :func:`load_mpls_stops`, :func:`load_penguins`; 
 need the optional extra ``data``).
 """
 
+from skmoe.datasets._loaders import load_flights, load_mpls_stops, load_penguins
 from skmoe.datasets._routing_shift import make_routing_shift
 from skmoe.datasets._samples_generator import (
     make_shifted_classification,
@@ -15,6 +16,9 @@ from skmoe.datasets._samples_generator import (
 )
 
 __all__ = [
+    "load_flights",
+    "load_mpls_stops",
+    "load_penguins",
     "make_routing_shift",
     "make_shifted_classification",
     "make_shifted_regression",
