@@ -174,14 +174,16 @@ def _check_scores(y_true, y_proba, sample_weight, labels, validate=True):
     With ``validate=False`` a matrix of three or more columns is not checked here,
     because the caller's kernel checks it in its own pass (the top-label hot path).
     """
+    if np.ndim(y_proba) not in (1, 2):
+        raise ValueError(
+            f"y_proba must be 1-D or 2-D; got shape {np.shape(y_proba)}."
+        )
     y_proba = check_array(
         y_proba, ensure_2d=False, dtype=[np.float64, np.float32],
         ensure_all_finite=False, input_name="y_proba", order=None,
     )
     if y_proba.ndim == 2 and y_proba.shape[1] == 1:
         y_proba = y_proba[:, 0]
-    if y_proba.ndim != 1 and y_proba.ndim != 2:
-        raise ValueError(f"y_proba must be 1-D or 2-D; got shape {y_proba.shape}.")
     y_true = column_or_1d(y_true, input_name="y_true")
     check_consistent_length(y_true, y_proba)
     binary_1d = y_proba.ndim == 1
