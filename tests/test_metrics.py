@@ -2,6 +2,13 @@
 
 import numpy as np
 import pytest
+from _naive_calibration import (
+    naive_bin_stats,
+    naive_check_proba,
+    naive_expected_calibration_error,
+    naive_top_label_bin_stats,
+    naive_top_label_confidence,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import brier_score_loss
@@ -24,13 +31,6 @@ from skmoe.metrics import (
     root_mean_squared_calibration_error,
     smooth_calibration_error,
     worst_group_calibration_error,
-)
-from _naive_calibration import (
-    naive_bin_stats,
-    naive_check_proba,
-    naive_expected_calibration_error,
-    naive_top_label_bin_stats,
-    naive_top_label_confidence,
 )
 
 BINNED_OPTIONS = [
