@@ -141,7 +141,7 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
     """
     levels = np.linspace(0.3, 0.7, n_pairs) if n_pairs > 1 else np.array([0.5])
     cross_term = gate_weight * gap / (1.0 - gate_weight)
-    if levels.min() - cross_term < 0.0 or levels.max() + cross_term > 1.0:
+    if levels.min() - cross_term < -1e-12 or levels.max() + cross_term > 1.0 + 1e-12:
         raise ValueError(
             "make_routing_shift needs gap * gate_weight / (1 - gate_weight) <= 0.3 "
             f"so that every expert probability lies in [0, 1]; got gap={gap!r} and "
