@@ -1,15 +1,15 @@
 """Generate the API reference page from the ``__all__`` of skmoe's public modules.
 
-The public modules are :mod:`skmoe` and every subpackage of it whose name does not start
-with an underscore and that defines ``__all__``. ``conf.py`` calls :func:`write_api_rst`
-before Sphinx reads the sources, so a name added to an ``__all__`` (or a new subpackage)
-shows up in the reference without anyone editing a page, and ``tests/test_docs.py`` checks
-the same list without needing Sphinx.
+The public modules are :mod:`skmoe` and every subpackage of it whose name does not
+start with an underscore. ``conf.py`` calls :func:`write_api_rst` before Sphinx reads
+the sources, so a name added to an ``__all__`` (or a new subpackage) shows up in the
+reference without anyone editing a page, and ``tests/test_docs.py`` checks the same
+list without needing Sphinx.
 
-Each object is documented once, under its *home*: the exporting module whose name is the
-longest prefix of the object's ``__module__`` (``skmoe.gating.SoftmaxGate`` rather than a
-top-level re-export), so that Sphinx never sees two descriptions of one object. Other
-modules that re-export it list it with a link.
+Each object is documented once, under its *home*: the exporting module whose name is
+the longest prefix of the object's ``__module__`` (``skmoe.gating.SoftmaxGate`` rather
+than a top-level re-export), so that Sphinx never sees two descriptions of one object.
+Other modules that re-export it list it with a link.
 """
 
 import importlib
@@ -95,7 +95,8 @@ def discover_modules(package="skmoe"):
     return modules
 
 
-def _kind(obj):
+def kind_of(obj):
+    """Return \"class\", \"function\", \"module\" or \"data\"."""
     if inspect.isclass(obj):
         return "class"
     if inspect.isfunction(obj) or inspect.isbuiltin(obj):
@@ -111,12 +112,17 @@ def _homes(modules):
     for public in modules:
         for name in public.names:
             obj = getattr(public.module, name, None)
-            if obj is None or _kind(obj) == "data":
+            if obj is None or kind_of(obj) == "data":
                 continue
             defined_in = getattr(obj, "__module__", "") or ""
-            score = len(public.name) if (
-                defined_in == public.name or defined_in.startswith(public.name + ".")
-            ) else -1
+            score = (
+                len(public.name)
+                if (
+                    defined_in == public.name
+                    or defined_in.startswith(public.name + ".")
+                )
+                else -1
+            )
             best = homes.get(id(obj))
             if best is None or score > best[1]:
                 homes[id(obj)] = (public.name, score)
@@ -160,7 +166,7 @@ def render_api_rst(modules=None):
         by_kind = {kind: [] for kind, _ in _SECTIONS}
         for name in public.names:
             obj = getattr(public.module, name, None)
-            kind = "data" if obj is None else _kind(obj)
+            kind = "data" if obj is None else kind_of(obj)
             by_kind["data" if kind == "module" else kind].append((name, obj, kind))
         for kind, heading in _SECTIONS:
             entries = by_kind[kind]
@@ -168,7 +174,8 @@ def render_api_rst(modules=None):
                 continue
             lines += [heading, "-" * len(heading), ""]
             documented = [
-                name for name, obj, _ in entries
+                name
+                for name, obj, _ in entries
                 if kind != "data" and homes.get(id(obj)) == public.name
             ]
             if documented:
@@ -179,7 +186,7 @@ def render_api_rst(modules=None):
                 if name in documented:
                     continue
                 if entry_kind == "data":
-                    lines += [f".. autodata:: {name}", "   :no-index:", ""]
+                    lines += [f".. autodata:: {name}", ""]
                     continue
                 home = homes[id(obj)]
                 role = _ROLES[entry_kind]

@@ -141,8 +141,16 @@ for _name, _url in INVENTORIES.items():
         intersphinx_mapping[_name] = (_url, str(_path))
     else:
         MISSING_INVENTORIES.append(_name)
-        for _role in ("py:class", "py:obj", "py:func", "py:meth", "py:mod", "py:data",
-                      "py:exc", "py:attr"):
+        for _role in (
+            "py:class",
+            "py:obj",
+            "py:func",
+            "py:meth",
+            "py:mod",
+            "py:data",
+            "py:exc",
+            "py:attr",
+        ):
             nitpick_ignore_regex.append((_role, INVENTORY_OBJECTS[_name]))
 # never reach out from inside the build: a cached inventory is read from disk only
 intersphinx_timeout = 5
@@ -334,7 +342,9 @@ def setup(app):
         "missing-reference", _unlink_references_of_inherited_docstrings, priority=900
     )
     # before numpydoc (priority 500) turns the sections into reST
-    app.connect("autodoc-process-docstring", _quote_fitted_names_in_shapes, priority=100)
+    app.connect(
+        "autodoc-process-docstring", _quote_fitted_names_in_shapes, priority=100
+    )
     app.connect("source-read", _fill_generated_sections)
     app.connect("env-get-outdated", _always_reread_generated)
     app.connect("builder-inited", _report_import_failures)

@@ -24,7 +24,7 @@ def _inline(text):
     pieces = []
     position = 0
     for match in _INLINE_CODE.finditer(text):
-        pieces.append(_links(text[position:match.start()]))
+        pieces.append(_links(text[position : match.start()]))
         pieces.append(f"``{match.group(2).strip()}``")
         position = match.end()
     pieces.append(_links(text[position:]))
