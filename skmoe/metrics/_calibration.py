@@ -893,13 +893,10 @@ def brier_score_decomposition(
     return Bunch(**{name: float(value) for name, value in parts.items()})
 
 
-def _reliability_bins(y_true, y_proba, n_bins, strategy, pos_label, sample_weight,
-                      labels):
-    """Bin statistics of the top label, or of the column of ``pos_label``."""
+def _event_scores(data, pos_label):
+    """``(scores, hits)`` of the top label, or of the column of ``pos_label``."""
     if pos_label is None:
-        return _top_label_stats(y_true, y_proba, sample_weight, labels, n_bins,
-                                strategy)
-    data = _check_scores(y_true, y_proba, sample_weight, labels)
+        return data.top_label()
     matches = np.flatnonzero(data.classes == pos_label)
     if matches.shape[0] == 0:
         raise ValueError(
@@ -911,7 +908,17 @@ def _reliability_bins(y_true, y_proba, n_bins, strategy, pos_label, sample_weigh
         scores = data.positive if column == 1 else 1 - data.positive
     else:
         scores = data.proba[:, column]
-    return _column_stats(scores, data.encoded == column, data, n_bins, strategy)
+    return scores, data.encoded == column
+
+
+def _reliability_bins(y_true, y_proba, n_bins, strategy, pos_label, sample_weight,
+                      labels):
+    """Bin statistics of the top label, or of the column of ``pos_label``."""
+    if pos_label is None:
+        return _top_label_stats(y_true, y_proba, sample_weight, labels, n_bins,
+                                strategy)
+    data = _check_scores(y_true, y_proba, sample_weight, labels)
+    return _column_stats(*_event_scores(data, pos_label), data, n_bins, strategy)
 
 
 @validate_params(
@@ -1239,3 +1246,20 @@ def bootstrap_confidence_interval(
     low, high = np.quantile(resamples, [tail, 1 - tail])
     return Bunch(estimate=estimate, low=float(low), high=float(high),
                  resamples=resamples)
+
+
+def _smooth_reliability_curve(scores, outcomes, weights, n_points=200):
+    """The smooth reliability curve at the automatic bandwidth (for the displays).
+
+    Returns ``(points, curve, density, bandwidth)``: the smoothed outcome frequency
+    ``points - smoothed residual`` and the kernel density of the scores.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    _, bandwidth = _smooth_ece(scores, outcomes, weights, None)
+    points = np.linspace(0, 1, n_points)
+    residual = _reflected_gaussian_smooth(
+        scores, weights * (scores - outcomes), bandwidth, points
+    )
+    density = _reflected_gaussian_smooth(scores, weights, bandwidth, points) + 1e-4
+    return points, points - residual / density, density, bandwidth

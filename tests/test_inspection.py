@@ -1,0 +1,128 @@
+"""Tests of ReliabilityDisplay: the numbers it draws, its panels, the PNG it renders."""
+
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+from sklearn.datasets import make_classification  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+from skmoe import MixtureOfExpertsClassifier  # noqa: E402
+from skmoe.inspection import ReliabilityDisplay  # noqa: E402
+from skmoe.metrics import (  # noqa: E402
+    calibration_curve,
+    expected_calibration_error,
+)
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=600, n_features=6, n_informative=4,
+                               n_classes=3, n_clusters_per_class=2, random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def mixture(data):
+    X, y = data
+    # a few EM iterations are enough to give the experts different views
+    model = MixtureOfExpertsClassifier(n_experts=3, routing="soft", max_iter=8,
+                                       random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return model.fit(X, y)
+
+
+def test_from_predictions_draws_the_calibration_curve(data):
+    X, y = data
+    proba = LogisticRegression(max_iter=500).fit(X, y).predict_proba(X)
+    display = ReliabilityDisplay.from_predictions(y, proba, n_bins=10, smooth=True,
+                                                  name="logistic")
+    prob_true, prob_pred, counts = calibration_curve(y, proba, n_bins=10)
+    np.testing.assert_allclose(display.prob_true, prob_true)
+    np.testing.assert_allclose(display.prob_pred, prob_pred)
+    np.testing.assert_array_equal(display.counts, counts)
+    assert display.calibration_error == pytest.approx(
+        expected_calibration_error(y, proba, n_bins=10)
+    )
+    np.testing.assert_allclose(display.line_.get_xdata(), prob_pred)
+    legend = [t.get_text() for t in display.ax_.get_legend().get_texts()]
+    assert any(text.startswith("logistic (ECE") for text in legend)
+    assert any(text.startswith("smooth") for text in legend)
+    # one class against the rest
+    one_class = ReliabilityDisplay.from_predictions(y, proba, n_bins=10, pos_label=2)
+    prob_true, _, _ = calibration_curve(y, proba, n_bins=10, pos_label=2)
+    np.testing.assert_allclose(one_class.prob_true, prob_true)
+
+
+def test_per_expert_panels_use_the_routed_views(data, mixture):
+    X, y = data
+    display = ReliabilityDisplay.from_estimator(mixture, X, y, n_bins=10,
+                                                per_expert=True)
+    routing = mixture.predict_gate_proba(X).argmax(1)
+    expert_proba = mixture.predict_expert_proba(X)
+    used = [k for k in range(3) if np.any(routing == k)]
+    assert len(display.expert_curves_) == len(used)
+    assert np.asarray(display.ax_).shape == (1 + len(used),)
+    for k, curve in zip(used, display.expert_curves_, strict=True):
+        rows = routing == k
+        assert curve["n_routed"] == rows.sum()
+        assert curve["calibration_error"] == pytest.approx(
+            expected_calibration_error(y[rows], expert_proba[rows, k], n_bins=10,
+                                       labels=mixture.classes_)
+        )
+    assert display.calibration_error == pytest.approx(
+        expected_calibration_error(y, mixture.predict_proba(X), n_bins=10)
+    )
+
+
+def test_renders_a_png(data, mixture, tmp_path):
+    X, y = data
+    display = ReliabilityDisplay.from_estimator(
+        mixture, X, y, n_bins=10, smooth=True, per_expert=True
+    )
+    path = tmp_path / "reliability.png"
+    display.figure_.savefig(path, dpi=60)
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] > 100 and image.shape[1] > 400
+    # something besides the white background was drawn
+    assert image[..., :3].std() > 0.05
+
+
+def test_existing_axes_and_errors(data, mixture):
+    import matplotlib.pyplot as plt
+
+    X, y = data
+    _, ax = plt.subplots()
+    display = ReliabilityDisplay.from_estimator(mixture, X, y, ax=ax,
+                                                show_counts=False)
+    assert display.ax_ is ax
+    with pytest.raises(ValueError, match="one Axes per panel"):
+        ReliabilityDisplay.from_estimator(mixture, X, y, ax=ax, per_expert=True)
+    with pytest.raises(TypeError, match="predict_gate_proba"):
+        ReliabilityDisplay.from_estimator(
+            LogisticRegression(max_iter=500).fit(X, y), X, y, per_expert=True
+        )
+
+
+def test_missing_matplotlib_names_the_extra(data, monkeypatch):
+    X, y = data
+    proba = LogisticRegression(max_iter=500).fit(X, y).predict_proba(X)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    with pytest.raises(ImportError, match=r'pip install "skmoe\[plot\]"'):
+        ReliabilityDisplay.from_predictions(y, proba)
