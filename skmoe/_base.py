@@ -295,6 +295,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             if warm:
                 responsibilities = None
             else:
+                self.experts_ = None  # no warm start across initialisations
                 responsibilities = self._initial_responsibilities(
                     X, weights, n_experts, random_state
                 )
@@ -437,14 +438,40 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         fallback = self._fit_expert_fallback(index, X_view, y_view, sample_weight)
         if fallback is not None:
             return fallback
+        estimator = self._warm_expert(index, template)
         return _fit_estimator(
-            clone(template), X_view, y_view, sample_weight, self._expert_fit_params
+            estimator, X_view, y_view, sample_weight, self._expert_fit_params
         )
 
+    def _warm_expert(self, index, template):
+        """The estimator to refit for expert ``index`` in this M-step.
+
+        Linear models and neural networks are refitted from their previous solution
+        (their ``warm_start`` only sets the starting point), which makes each M-step
+        far cheaper; any other estimator is a fresh clone, since ``warm_start`` means
+        something else for ensembles (adding members).
+        """
+        previous = getattr(self, "experts_", None)
+        module = type(template).__module__
+        if (
+            previous is not None
+            and index < len(previous)
+            and type(previous[index]) is type(template)
+            and module.startswith(("sklearn.linear_model", "sklearn.neural_network"))
+            and "warm_start" in template.get_params()
+        ):
+            estimator = previous[index]
+            estimator.set_params(warm_start=True)
+            return estimator
+        return clone(template)
+
     def _fit_gate(self, X, responsibilities, weights):
-        n_samples, n_experts = responsibilities.shape
         if isinstance(self.gate_, SoftmaxGate):
-            self.gate_._fit_targets(X, responsibilities, weights)
+            # EM needs an M-step that improves the gate, not its exact optimum
+            # (generalised EM); the next M-step warm-starts from here.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                self.gate_._fit_targets(X, responsibilities, weights)
             return
         if self.routing == "hard":
             self.gate_.fit(

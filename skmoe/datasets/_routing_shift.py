@@ -88,7 +88,11 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
         proba_true : ndarray of shape (n_cells,)
             ``P(Y = 1 | cell)``, the same under source and target.
         mixture_proba : ndarray of shape (n_cells,)
-            Soft mixture ``sum_k r_k p_k``.
+            Soft mixture ``sum_k r_k p_k``, stored as the pair's level ``v_j`` so
+            that the two cells of a pair compare equal (the sum agrees with it up
+            to floating-point rounding).
+        pair : ndarray of shape (n_cells,)
+            Index ``j`` of the pair of each cell.
         routed_expert : ndarray of shape (n_cells,)
             Expert chosen by hard routing, ``argmax_k r_k``.
         routed_proba : ndarray of shape (n_cells,)
@@ -188,7 +192,8 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
         gate_proba=gate_proba,
         expert_proba=expert_proba,
         proba_true=proba_true,
-        mixture_proba=np.sum(gate_proba * expert_proba, axis=1),
+        mixture_proba=level,
+        pair=pair,
         routed_expert=routed_expert,
         routed_proba=expert_proba[np.arange(2 * n_pairs), routed_expert],
         source_proba=source_proba,
