@@ -208,6 +208,9 @@ def test_routing_shift_soft_breaks_hard_holds(
         population.mixture_proba,
         np.sum(population.gate_proba * population.expert_proba, axis=1),
     )
+    # the two cells of a pair share one prediction, exactly
+    assert np.unique(population.mixture_proba).size == n_pairs
+    np.testing.assert_array_equal(population.pair, np.repeat(np.arange(n_pairs), 2))
     soft = {
         name: _exact_calibration_error(
             population.mixture_proba, population.proba_true, population[name]
