@@ -190,7 +190,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         """Return ``log p_k(y_i | x_i)`` for every sample and expert, shape (n, K)."""
 
     def _fit_expert_fallback(self, index, X, y, sample_weight):
-        """Return an estimator for a routed view the expert itself cannot be fitted on."""
+        """An estimator for a routed view the expert cannot be fitted on, or None."""
         return None
 
     def _after_m_step(self, X, y, weights):
@@ -221,8 +221,10 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             template = self._default_expert() if self.expert is None else self.expert
             templates = [template] * (2 if self.n_experts is None else self.n_experts)
         for index, estimator in enumerate(templates):
-            self._check_expert(estimator, f"expert[{index}]" if isinstance(
-                self.expert, list) else "expert")
+            self._check_expert(
+                estimator,
+                f"expert[{index}]" if isinstance(self.expert, list) else "expert",
+            )
         return templates
 
     def _check_weight_support(self, templates, needs_weights):
@@ -232,8 +234,9 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             if not has_fit_parameter(estimator, "sample_weight"):
                 raise ValueError(
                     f"The expert {estimator!r} (expert {index}) does not accept "
-                    "sample_weight in fit, which routing='soft' and routing='topk' need "
-                    "for the responsibilities, and which any routing needs when fit is "
+                    "sample_weight in fit, which routing='soft' and routing='topk' "
+                    "need for the responsibilities, and which any routing needs when "
+                    "fit is "
                     "given sample_weight. Use routing='hard' without sample_weight, or "
                     "an expert whose fit takes sample_weight."
                 )
@@ -285,9 +288,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         self._before_em(X, y, weights)
 
         random_state = check_random_state(self.random_state)
-        templates = [
-            _seeded(template, random_state) for template in templates
-        ]
+        templates = [_seeded(template, random_state) for template in templates]
         warm = self.warm_start and hasattr(self, "experts_")
         n_init = 1 if warm else self.n_init
         best = None
@@ -300,9 +301,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                     X, weights, n_experts, random_state
                 )
                 self.gate_ = _seeded(self._new_gate(), random_state)
-            state = self._run_em(
-                X, y, weights, templates, responsibilities, init_index
-            )
+            state = self._run_em(X, y, weights, templates, responsibilities, init_index)
             if best is None or state["lower_bound_"] > best["lower_bound_"]:
                 best = state
         for name, value in best.items():
@@ -474,9 +473,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                 self.gate_._fit_targets(X, responsibilities, weights)
             return
         if self.routing == "hard":
-            self.gate_.fit(
-                X, responsibilities.argmax(axis=1), sample_weight=weights
-            )
+            self.gate_.fit(X, responsibilities.argmax(axis=1), sample_weight=weights)
             return
         # a general classifier learns soft targets from one weighted copy per expert
         replicated = responsibilities * weights[:, None]
@@ -570,7 +567,8 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if isinstance(expert, list):
             expert = expert[0]
         router.add(
-            expert=expert, method_mapping=MethodMapping().add(caller="fit", callee="fit")
+            expert=expert,
+            method_mapping=MethodMapping().add(caller="fit", callee="fit"),
         )
         return router
 
@@ -579,9 +577,11 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        templates = self.expert if isinstance(self.expert, list) else [
-            self._default_expert() if self.expert is None else self.expert
-        ]
+        templates = (
+            self.expert
+            if isinstance(self.expert, list)
+            else [self._default_expert() if self.expert is None else self.expert]
+        )
         expert_tags = [get_tags(estimator) for estimator in templates]
         tags.input_tags.allow_nan = False
         tags.input_tags.sparse = False

@@ -256,7 +256,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         X = self._validate_predict_input(X)
         n_classes = self.classes_.shape[0]
         proba = self._combine(
-            X, lambda k, expert, rows: _aligned_proba(expert, rows, n_classes), n_classes
+            X,
+            lambda k, expert, rows: _aligned_proba(expert, rows, n_classes),
+            n_classes,
         )
         return proba / proba.sum(axis=1, keepdims=True)
 

@@ -87,7 +87,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     >>> from skmoe import MixtureOfExpertsRegressor
     >>> rng = np.random.default_rng(0)
     >>> X = rng.uniform(-1, 1, size=(400, 1))
-    >>> y = np.where(X[:, 0] < 0, -3 * X[:, 0], 2 * X[:, 0]) + 0.05 * rng.normal(size=400)
+    >>> y = np.abs(3 * X[:, 0]) + 0.05 * rng.normal(size=400)
     >>> moe = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
     >>> bool(moe.score(X, y) > 0.95)
     True
@@ -156,9 +156,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         """
         self._validate_params()
         self._raise_for_fit_params(fit_params)
-        X, y = validate_data(
-            self, X, y, dtype=[np.float64, np.float32], y_numeric=True
-        )
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
         y = np.asarray(y, dtype=np.float64)
         return self._fit(X, y, sample_weight, fit_params)
 
@@ -181,8 +179,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     def _expert_log_likelihood(self, X, y):
         standardized = (y[:, None] - self._expert_predictions(X)) / self.noise_scale_
-        return -0.5 * standardized**2 - np.log(self.noise_scale_) - 0.5 * np.log(
-            2 * np.pi
+        return (
+            -0.5 * standardized**2 - np.log(self.noise_scale_) - 0.5 * np.log(2 * np.pi)
         )
 
     def predict_expert(self, X):

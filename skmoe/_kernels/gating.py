@@ -34,7 +34,9 @@ def _row_scores(X, i, coef, intercept, scores):
 
 
 @njit(**JIT_OPTIONS)
-def softmax_loss_grad(X, targets, sample_weight, coef, intercept, grad_coef, grad_intercept):
+def softmax_loss_grad(
+    X, targets, sample_weight, coef, intercept, grad_coef, grad_intercept
+):
     """Weighted soft-target cross-entropy of the gate and its gradient.
 
     Parameters
@@ -82,10 +84,17 @@ def softmax_loss_grad(X, targets, sample_weight, coef, intercept, grad_coef, gra
 
 @njit(**JIT_OPTIONS)
 def softmax_hessp(
-    X, targets, sample_weight, coef, intercept, vec_coef, vec_intercept, out_coef,
+    X,
+    targets,
+    sample_weight,
+    coef,
+    intercept,
+    vec_coef,
+    vec_intercept,
+    out_coef,
     out_intercept,
 ):
-    """Product of the data term's Hessian with a direction ``(vec_coef, vec_intercept)``.
+    """Product of the data term's Hessian with ``(vec_coef, vec_intercept)``.
 
     The Hessian of ``t_i * logsumexp(z_i)`` with respect to ``z_i`` is
     ``t_i (diag(p_i) - p_i p_i^T)``; the product is accumulated row by row into
@@ -122,7 +131,7 @@ def softmax_hessp(
 
 @njit(**JIT_OPTIONS)
 def softmax_log_proba(X, coef, intercept, out):
-    """Write the gate's log-probabilities ``log softmax(intercept + X coef^T)`` to ``out``."""
+    """Write the gate log-probabilities ``log softmax(intercept + X coef^T)``."""
     n_samples = X.shape[0]
     n_experts = coef.shape[0]
     scores = np.empty(n_experts)

@@ -85,14 +85,16 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "C": [Interval(Real, 0, None, closed="neither")],
+        "C": [Interval(Real, 0, None, closed="right")],
         "solver": [StrOptions({"lbfgs", "newton-cg"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
     }
 
-    def __init__(self, C=1.0, *, solver="lbfgs", max_iter=100, tol=1e-6, warm_start=False):
+    def __init__(
+        self, C=1.0, *, solver="lbfgs", max_iter=100, tol=1e-6, warm_start=False
+    ):
         self.C = C
         self.solver = solver
         self.max_iter = max_iter
@@ -119,7 +121,11 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
         soft = len(y_shape) == 2 and y_shape[1] > 1
         if soft:
             X, targets = validate_data(
-                self, X, y, dtype=[np.float64, np.float32], multi_output=True,
+                self,
+                X,
+                y,
+                dtype=[np.float64, np.float32],
+                multi_output=True,
                 y_numeric=True,
             )
             targets = np.asarray(targets, dtype=np.float64)
@@ -158,13 +164,21 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
         if self.solver == "lbfgs":
             options.update(gtol=self.tol, ftol=64 * np.finfo(float).eps)
             result = minimize(
-                objective.loss_grad, params, jac=True, method="L-BFGS-B", options=options
+                objective.loss_grad,
+                params,
+                jac=True,
+                method="L-BFGS-B",
+                options=options,
             )
         else:
             options.update(xtol=self.tol)
             result = minimize(
-                objective.loss_grad, params, jac=True, hessp=objective.hessp,
-                method="Newton-CG", options=options,
+                objective.loss_grad,
+                params,
+                jac=True,
+                hessp=objective.hessp,
+                method="Newton-CG",
+                options=options,
             )
         if not np.all(np.isfinite(result.x)):
             raise FloatingPointError(
@@ -274,8 +288,13 @@ class _GateObjective:
     def loss_grad(self, params):
         coef, intercept = self._split(params)
         loss = softmax_loss_grad(
-            self.X, self.targets, self.sample_weight, coef, intercept,
-            self.grad_coef, self.grad_intercept,
+            self.X,
+            self.targets,
+            self.sample_weight,
+            coef,
+            intercept,
+            self.grad_coef,
+            self.grad_intercept,
         )
         loss += 0.5 * self.alpha * np.dot(params[: self.n_coef], params[: self.n_coef])
         grad = np.concatenate(
@@ -289,9 +308,15 @@ class _GateObjective:
         out_coef = np.empty(self.shape)
         out_intercept = np.empty(self.shape[0])
         softmax_hessp(
-            self.X, self.targets, self.sample_weight, coef, intercept,
-            np.ascontiguousarray(vec_coef), np.ascontiguousarray(vec_intercept),
-            out_coef, out_intercept,
+            self.X,
+            self.targets,
+            self.sample_weight,
+            coef,
+            intercept,
+            np.ascontiguousarray(vec_coef),
+            np.ascontiguousarray(vec_intercept),
+            out_coef,
+            out_intercept,
         )
         out_coef += self.alpha * vec_coef
         return np.concatenate([out_coef.ravel(), out_intercept]) * self.scale
