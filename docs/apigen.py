@@ -133,6 +133,26 @@ _ROLES = {"class": "class", "function": "func", "module": "mod"}
 _SECTIONS = [("class", "Classes"), ("function", "Functions"), ("data", "Other names")]
 
 
+_PLAIN_VALUES = (str, int, float, bool, tuple, list, dict, type(None))
+
+
+def _data_entry(name, obj):
+    """Lines documenting a public name that is neither a class nor a function.
+
+    A plain value (``__version__``) is shown with its value only: autodoc would print
+    the docstring of its type (``str``). Anything else (a scorer, ...) goes through
+    autodoc, which shows a ``#:`` comment above its definition, if any, as its doc.
+    """
+    if isinstance(obj, _PLAIN_VALUES):
+        description = (
+            "The version of skmoe."
+            if name == "__version__"
+            else f"A constant of type ``{type(obj).__name__}``."
+        )
+        return [f".. data:: {name}", f"   :value: {obj!r}", "", f"   {description}", ""]
+    return [f".. autodata:: {name}", ""]
+
+
 def render_api_rst(modules=None):
     """Return the text of ``api.rst``.
 
@@ -186,7 +206,7 @@ def render_api_rst(modules=None):
                 if name in documented:
                     continue
                 if entry_kind == "data":
-                    lines += [f".. autodata:: {name}", ""]
+                    lines += _data_entry(name, obj)
                     continue
                 home = homes[id(obj)]
                 role = _ROLES[entry_kind]

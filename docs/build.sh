@@ -42,9 +42,10 @@ status=0
     -w _build/warnings.log . _build/html || status=$?
 elapsed=$(( $(date +%s) - start ))
 
-if [[ -f auto_examples/sg_execution_times.rst ]]; then
+if compgen -G "auto_examples/plot_*.rst" > /dev/null; then
     echo "--- example run times"
-    grep -E '^\s*-\s*-\s*\*\*|plot_' auto_examples/sg_execution_times.rst | grep -oE 'plot_[A-Za-z0-9_]+\.py|\*\*[0-9:.]+\*\*' | paste - - || true
+    grep -H -oE 'Total running time of the script:\*\* \([0-9]+ minutes [0-9.]+ seconds\)' \
+        auto_examples/plot_*.rst | sed -E 's/^auto_examples\/(.*)\.rst:.*\(([^)]*)\)/  \1.py: \2/' || true
 fi
 if [[ $status -ne 0 ]]; then
     echo "docs build FAILED after ${elapsed}s; warnings (treated as errors):" >&2

@@ -22,6 +22,7 @@ build ever waits on the network or warns about an unreachable host; references t
 objects then render as plain code, and nitpicky mode ignores exactly those projects.
 """
 
+import importlib
 import os
 import re
 import sys
@@ -55,6 +56,15 @@ extensions = [
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
+# MathJax from the package sphinx-mathjax-offline (in the "docs" extra) when it is
+# installed, so that formulas render for a reader without internet and in CI's browser
+# check; otherwise Sphinx's default, MathJax from a CDN.
+try:
+    importlib.import_module("sphinx-mathjax-offline")
+except ImportError:
+    pass
+else:
+    extensions.append("sphinx-mathjax-offline")
 templates_path = ["_templates"]
 exclude_patterns = [
     "_build",
@@ -198,6 +208,9 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "matplotlib_animations": False,
     "download_all_examples": False,
+    # the computation-times pages load jQuery and DataTables from CDNs; the times are
+    # read from each example's page instead (see _check_example_times)
+    "write_computation_times": False,
 }
 # An example must run in under a minute; build.sh reads the recorded times.
 EXAMPLE_TIME_LIMIT_SECONDS = 60
@@ -208,7 +221,10 @@ html_title = f"skmoe {release}"
 html_static_path = ["_static"]
 html_css_files = ["skmoe.css"]
 html_show_sourcelink = False
+html_favicon = "_static/favicon.svg"
+html_logo = "_static/logo.svg"
 html_theme_options = {
+    "logo": {"text": "skmoe"},
     "navbar_align": "left",
     "show_toc_level": 2,
     "header_links_before_dropdown": 7,
@@ -250,7 +266,7 @@ def _benchmark_results():
             "``benchmarks/README.md`` does not exist.\n"
         )
     markdown = BENCHMARKS_README.read_text(encoding="utf-8")
-    return mdrender.markdown_to_rst(markdown, title_level=1)
+    return mdrender.markdown_to_rst(markdown, title_level=1, drop_title=True)
 
 
 def _fill_generated_sections(app, docname, source):
@@ -283,23 +299,28 @@ def _check_example_times(app, exception):
     from sphinx.util import logging
 
     logger = logging.getLogger("skmoe.gallery")
-    times = DOCS_DIR / "auto_examples" / "sg_execution_times.rst"
-    if not times.is_file():
-        return
-    pattern = re.compile(r"\*\*(\d+):(\d+(?:\.\d+)?)\*\*")
-    for line in times.read_text(encoding="utf-8").splitlines():
-        found = pattern.search(line)
-        match = re.search(r"plot_\w+\.py", line)
-        if found is None or match is None:
-            continue
-        seconds = 60 * int(found.group(1)) + float(found.group(2))
-        if seconds > EXAMPLE_TIME_LIMIT_SECONDS:
+    for page in sorted((DOCS_DIR / "auto_examples").glob("plot_*.rst")):
+        seconds = example_seconds(page)
+        if seconds is not None and seconds > EXAMPLE_TIME_LIMIT_SECONDS:
             logger.warning(
-                "example %s ran for %.0f s, over the limit of %d s",
-                match.group(0),
+                "example %s.py ran for %.1f s, over the limit of %d s",
+                page.stem,
                 seconds,
                 EXAMPLE_TIME_LIMIT_SECONDS,
             )
+
+
+_RUNNING_TIME = re.compile(
+    r"Total running time of the script:\*\*\s*\((\d+) minutes ([\d.]+) seconds\)"
+)
+
+
+def example_seconds(page):
+    """Running time recorded by sphinx-gallery on an example's page, or None."""
+    found = _RUNNING_TIME.search(page.read_text(encoding="utf-8"))
+    if found is None:
+        return None
+    return 60 * int(found.group(1)) + float(found.group(2))
 
 
 _TRAILING_UNDERSCORE_IN_SHAPE = re.compile(r"(of shape \([^)]*?)\b(\w+_)(?=[,)])")

@@ -56,7 +56,7 @@ def _table(rows):
     return out + [""]
 
 
-def markdown_to_rst(markdown, *, title_level=0):
+def markdown_to_rst(markdown, *, title_level=0, drop_title=False):
     """Translate ``markdown`` to reStructuredText.
 
     Parameters
@@ -66,6 +66,9 @@ def markdown_to_rst(markdown, *, title_level=0):
     title_level : int, default=0
         Section level of the shallowest Markdown heading: 0 underlines it with ``=``,
         1 with ``-``, and so on, so that the text can sit below a page title.
+    drop_title : bool, default=False
+        Leave out a first heading that is the only one of its level (a README's
+        title), for a page that has its own title.
 
     Returns
     -------
@@ -73,15 +76,32 @@ def markdown_to_rst(markdown, *, title_level=0):
         The translation, or a ``code-block`` holding ``markdown`` verbatim when the
         translation does not parse cleanly.
     """
-    rst = _translate(markdown, title_level)
+    rst = _translate(markdown, title_level, drop_title)
     if _parses_cleanly(rst):
         return rst
     verbatim = "\n".join(f"   {line}" if line else "" for line in markdown.splitlines())
     return f".. code-block:: markdown\n\n{verbatim}\n"
 
 
-def _translate(markdown, title_level):
+def _drop_title(lines):
+    """Drop a README's title: a first heading that is the only one of its level."""
+    content = [index for index, line in enumerate(lines) if line.strip()]
+    if not content:
+        return lines
+    first = _HEADING.match(lines[content[0]])
+    if first is None:
+        return lines
+    level = len(first.group(1))
+    headings = [m for m in map(_HEADING.match, lines) if m]
+    if sum(len(m.group(1)) <= level for m in headings) != 1:
+        return lines
+    return lines[: content[0]] + lines[content[0] + 1 :]
+
+
+def _translate(markdown, title_level, drop_title):
     lines = markdown.splitlines()
+    if drop_title:
+        lines = _drop_title(lines)
     levels = sorted({len(m.group(1)) for m in map(_HEADING.match, lines) if m})
     out = []
     index = 0

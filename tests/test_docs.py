@@ -66,7 +66,9 @@ def test_every_public_name_is_in_the_api_reference(public):
         "which the module does not define"
         documented = (
             re.search(rf"^   {re.escape(name)}$", section, re.MULTILINE)  # autosummary
-            or f".. autodata:: {name}\n" in section
+            or re.search(
+                rf"^\.\. (auto)?data:: {re.escape(name)}$", section, re.MULTILINE
+            )
             or f"``{public.name}.{name}``" in section  # a re-export
         )
         if not documented:
