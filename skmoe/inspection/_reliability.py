@@ -183,18 +183,21 @@ class ReliabilityDisplay:
                 )
             figure = axes[0].figure
         name = name if name is not None else self.name
-        lines = [
-            self._plot_curve(panel_ax, curve, name if i == 0 else f"expert {i - 1}",
-                             show_counts)
-            for i, (panel_ax, curve) in enumerate(zip(axes, self.curves, strict=True))
-        ]
+        lines = []
+        for i, (panel_ax, curve) in enumerate(zip(axes, self.curves, strict=True)):
+            if i == 0:
+                label = name
+                title = curve.title if name is None else f"{name}: {curve.title}"
+            else:
+                label, title = f"expert {i - 1}", curve.title
+            lines.append(self._plot_curve(panel_ax, curve, label, title, show_counts))
         self.ax_ = axes[0] if n_panels == 1 else axes
         self.figure_ = figure
         self.line_ = lines[0]
         return self
 
     @staticmethod
-    def _plot_curve(ax, curve, label, show_counts):
+    def _plot_curve(ax, curve, label, title, show_counts):
         ax.plot([0, 1], [0, 1], linestyle=":", color="0.5",
                 label="perfectly calibrated")
         label = "model" if label is None else label
@@ -232,7 +235,7 @@ class ReliabilityDisplay:
         ax.set_ylim(0, 1)
         ax.set_xlabel("mean predicted probability")
         ax.set_ylabel("observed frequency")
-        ax.set_title(curve.title)
+        ax.set_title(title)
         ax.legend(loc="upper left", fontsize="small")
         return line
 
