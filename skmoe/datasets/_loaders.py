@@ -188,10 +188,17 @@ _RETURNS_DOC = """\
         frame : DataFrame or None
             ``data``, ``target`` and ``domains`` side by side with
             ``as_frame=True``.
-        feature_names, domain_names, categorical_features : list of str
+        feature_names : list of str
+            Names of the columns of ``data``.
+        domain_names : list of str
+            Names of the columns of ``domains``.
+        categorical_features : list of str
+            Names of the categorical features.
         target_names : ndarray of str
+            Meaning of each target code.
         DESCR : str
             Description of the data: source, rows kept, columns.
+
     (data, target) : tuple
         With ``return_X_y=True``."""
 
