@@ -113,6 +113,13 @@ def test_existing_axes_and_errors(data, mixture):
     assert display.ax_ is ax
     with pytest.raises(ValueError, match="one Axes per panel"):
         ReliabilityDisplay.from_estimator(mixture, X, y, ax=ax, per_expert=True)
+    with pytest.raises(ValueError, match="n_bins"):
+        ReliabilityDisplay.from_estimator(mixture, X, y, n_bins=0)
+    with pytest.raises(ValueError, match="strategy"):
+        ReliabilityDisplay.from_predictions(y, mixture.predict_proba(X),
+                                            strategy="kmeans")
+    with pytest.raises(ValueError, match="pos_label=7"):
+        ReliabilityDisplay.from_estimator(mixture, X, y, pos_label=7)
     with pytest.raises(TypeError, match="predict_gate_proba"):
         ReliabilityDisplay.from_estimator(
             LogisticRegression(max_iter=500).fit(X, y), X, y, per_expert=True

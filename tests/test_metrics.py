@@ -63,6 +63,22 @@ def _layouts(proba):
     }
 
 
+# ---------------------------------------------------------------- public names
+
+
+@pytest.mark.parametrize("module_name", ["skmoe.metrics", "skmoe.inspection"])
+def test_every_public_name_resolves_and_is_documented(module_name):
+    import importlib
+
+    module = importlib.import_module(module_name)
+    assert module.__doc__
+    for name in module.__all__:
+        obj = getattr(module, name)
+        if callable(obj) and not name.endswith("_scorer"):
+            assert obj.__doc__ and "Examples" in obj.__doc__, name
+    assert sorted(module.__all__) == module.__all__
+
+
 # ---------------------------------------------------------------- kernels vs NumPy
 
 

@@ -8,7 +8,14 @@ fitted mixture of experts one panel per expert on its routed view. matplotlib is
 imported only when a diagram is drawn.
 """
 
+from numbers import Integral, Real
+
 import numpy as np
+from sklearn.utils._param_validation import (
+    Interval,
+    StrOptions,
+    validate_parameter_constraints,
+)
 
 from skmoe.metrics._calibration import (
     _check_scores,
@@ -28,6 +35,17 @@ def _import_pyplot():
             'pip install "skmoe[plot]".'
         ) from error
     return plt
+
+
+_DISPLAY_CONSTRAINTS = {
+    "n_bins": [Interval(Integral, 1, None, closed="left")],
+    "strategy": [StrOptions({"uniform", "quantile", "equal_count"})],
+    "pos_label": [Real, str, None],
+    "smooth": ["boolean"],
+    "per_expert": ["boolean"],
+    "show_counts": ["boolean"],
+    "name": [str, None],
+}
 
 
 class _Curve:
@@ -278,6 +296,12 @@ class ReliabilityDisplay:
         -------
         display : ReliabilityDisplay
         """
+        validate_parameter_constraints(
+            _DISPLAY_CONSTRAINTS,
+            {"n_bins": n_bins, "strategy": strategy, "pos_label": pos_label,
+             "smooth": smooth, "name": name, "show_counts": show_counts},
+            caller_name="ReliabilityDisplay.from_predictions",
+        )
         curve = _Curve(
             y_true, y_proba, n_bins=n_bins, strategy=strategy, pos_label=pos_label,
             smooth=smooth, sample_weight=sample_weight, labels=labels,
@@ -328,6 +352,13 @@ class ReliabilityDisplay:
         """
         from sklearn.utils.validation import check_is_fitted
 
+        validate_parameter_constraints(
+            _DISPLAY_CONSTRAINTS,
+            {"n_bins": n_bins, "strategy": strategy, "pos_label": pos_label,
+             "smooth": smooth, "per_expert": per_expert, "name": name,
+             "show_counts": show_counts},
+            caller_name="ReliabilityDisplay.from_estimator",
+        )
         check_is_fitted(estimator)
         if not hasattr(estimator, "predict_proba"):
             raise TypeError(
