@@ -97,7 +97,7 @@ def top_label_bin_stats(
             # written so that NaN fails the test
             if not (value >= 0.0 and value <= 1.0):
                 valid = False
-            total += value
+            total += float(value)  # float64 sums, with or without the JIT
             if value > top:
                 top = value
                 top_class = k
@@ -138,7 +138,7 @@ def top_label_confidence(proba, labels, confidence, hits):
             value = proba[i, k]
             if not (value >= 0.0 and value <= 1.0):
                 valid = False
-            total += value
+            total += float(value)  # float64 sums, with or without the JIT
             if value > top:
                 top = value
                 top_class = k
@@ -172,7 +172,7 @@ def check_proba(proba, check_sums):
             value = proba[i, k]
             if not (value >= 0.0 and value <= 1.0):
                 valid = False
-            total += value
+            total += float(value)  # float64 sums, with or without the JIT
         if not valid:
             if first_invalid_row < 0:
                 first_invalid_row = i
