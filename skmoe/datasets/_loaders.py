@@ -254,8 +254,7 @@ def load_flights(*, n_samples=None, random_state=None, as_frame=True, return_X_y
     >>> sorted(flights.domains["origin"].unique())
     ['EWR', 'JFK', 'LGA']
     """
-    import pandas as pd
-
+    pd = _import_data_package("pandas", "load_flights")
     flights = _rdataset("nycflights13", "flights", "load_flights")
     weather = _rdataset("nycflights13", "weather", "load_flights")
     flights = flights[flights["arr_delay"].notna()]
@@ -323,8 +322,7 @@ def load_mpls_stops(
     >>> round(float(stops.target.mean()), 3)
     0.12
     """
-    import pandas as pd
-
+    pd = _import_data_package("pandas", "load_mpls_stops")
     stops = _rdataset("carData", "MplsStops", "load_mpls_stops")
     stops = stops[stops["personSearch"].notna()]
     stops = _as_categorical(
