@@ -13,6 +13,7 @@ estimate against the edges, as numpy does (``np.linspace(0, 1, 11)[3]`` is
 Every accumulation is in float64, for float32 input too. Validity is reported, not
 raised: the kernels return the first row holding a value outside ``[0, 1]`` (or NaN)
 and the largest deviation of a row sum from one, and the caller raises a clear error.
+Their pure-NumPy references are in ``tests/_naive_calibration.py``.
 """
 
 import numpy as np
