@@ -283,7 +283,8 @@ def main(argv=None):
     )
     for page in examples:
         plots = [image for image in states[page]["images"] if image["plot"]]
-        print(f"  {page}: {len(plots)} plot(s), all loaded")
+        if plots:
+            print(f"  {page}: {len(plots)} plot(s), all loaded")
     if without_plots:
         print(f"  examples without any plot: {', '.join(without_plots)}")
     if not local_mathjax:

@@ -199,8 +199,7 @@ sphinx_gallery_conf = {
     "ignore_pattern": r"__init__\.py",
     "backreferences_dir": "generated",
     "doc_module": ("skmoe",),
-    "reference_url": {"skmoe": None},
-    "within_subsection_order": "FileNameSortKey",
+    "within_subsection_order": "gallery_order.QuickstartFirst",
     "only_warn_on_example_error": False,
     "abort_on_example_error": False,
     "plot_gallery": "True",
@@ -234,6 +233,11 @@ html_theme_options = {
     "secondary_sidebar_items": ["page-toc"],
 }
 html_context = {"default_mode": "light"}
+# pages without sub-pages get no (empty) left sidebar, and so a wider text column
+html_sidebars = {
+    page: []
+    for page in ["index", "install", "getting_started", "benchmarks", "changelog"]
+}
 
 # -- Pages that follow files owned elsewhere -----------------------------------------
 # Reading order of the user guide; pages not listed come after these, alphabetically.
@@ -256,17 +260,35 @@ def _user_guide_toctree():
 
 
 BENCHMARKS_MARKER = ".. benchmark-results (filled in by conf.py)"
-BENCHMARKS_README = REPO_DIR / "benchmarks" / "README.md"
+BENCHMARKS_DIR = REPO_DIR / "benchmarks"
 
 
 def _benchmark_results():
-    if not BENCHMARKS_README.is_file():
+    """The recorded results: ``benchmarks/README.md``, then the other Markdown files.
+
+    Each benchmark may record its results in a Markdown file of its own
+    (``README_metrics.md``, ...); each becomes a section of the page.
+    """
+    files = sorted(
+        BENCHMARKS_DIR.glob("*.md"), key=lambda path: (path.name != "README.md", path)
+    )
+    if not files:
         return (
-            ".. note::\n\n   No benchmark results are recorded yet: "
-            "``benchmarks/README.md`` does not exist.\n"
+            ".. note::\n\n   No benchmark results are recorded yet: ``benchmarks/`` "
+            "has no Markdown file.\n"
         )
-    markdown = BENCHMARKS_README.read_text(encoding="utf-8")
-    return mdrender.markdown_to_rst(markdown, title_level=1, drop_title=True)
+    sections = []
+    for path in files:
+        markdown = path.read_text(encoding="utf-8")
+        if path.name == "README.md":
+            rst = mdrender.markdown_to_rst(markdown, title_level=1, drop_title=True)
+        else:
+            if not markdown.lstrip().startswith("#"):
+                markdown = f"# Results in {path.name}\n\n{markdown}"
+            rst = mdrender.markdown_to_rst(markdown, title_level=1)
+        source = f"Recorded in ``benchmarks/{path.name}``."
+        sections.append(f"{rst}\n{source}\n" if path.name != "README.md" else rst)
+    return "\n\n".join(sections)
 
 
 def _fill_generated_sections(app, docname, source):

@@ -25,7 +25,13 @@ def _inline(text):
     position = 0
     for match in _INLINE_CODE.finditer(text):
         pieces.append(_links(text[position : match.start()]))
-        pieces.append(f"``{match.group(2).strip()}``")
+        # reST ends an inline literal only before a space or punctuation: "``x``s"
+        # needs an escaped space, which renders as nothing
+        before = (
+            "\\ " if match.start() > 0 and text[match.start() - 1].isalnum() else ""
+        )
+        after = "\\ " if text[match.end() : match.end() + 1].isalnum() else ""
+        pieces.append(f"{before}``{match.group(2).strip()}``{after}")
         position = match.end()
     pieces.append(_links(text[position:]))
     return "".join(pieces)
@@ -152,14 +158,14 @@ def _translate(markdown, title_level, drop_title):
             continue
         bullet = re.match(r"^(\s*)[*+-]\s+(.*)$", line)
         if bullet:
-            if out and out[-1].strip() and not re.match(r"^\s*[-\d]", out[-1]):
+            if _ends_paragraph(out):
                 out.append("")
             out.append(f"{bullet.group(1)}- {_inline(bullet.group(2))}")
             index += 1
             continue
         numbered = re.match(r"^(\s*)(\d+)[.)]\s+(.*)$", line)
         if numbered:
-            if out and out[-1].strip() and not re.match(r"^\s*[-\d]", out[-1]):
+            if _ends_paragraph(out):
                 out.append("")
             out.append(
                 f"{numbered.group(1)}{numbered.group(2)}. {_inline(numbered.group(3))}"
@@ -169,6 +175,15 @@ def _translate(markdown, title_level, drop_title):
         out.append(_inline(line))
         index += 1
     return "\n".join(out).strip("\n") + "\n"
+
+
+def _ends_paragraph(out):
+    """Whether a list starting now needs a blank line to leave a paragraph."""
+    if not out or not out[-1].strip():
+        return False
+    last = out[-1]
+    # a list item, or the indented continuation of one, continues the same list
+    return not (last.startswith((" ", "- ")) or re.match(r"^\d+\. ", last))
 
 
 def _parses_cleanly(rst):
