@@ -20,7 +20,6 @@ which soft routing provably loses its calibration.
 # is the source and the others are shifted by a growing amount of covariate shift
 # (the inputs move, ``P(y | x)`` stays).
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, cross_validate
@@ -132,29 +131,17 @@ for alpha in [100.0, 0.3]:
 # weighs them equally. Hard routing sends each cell to an expert that is calibrated
 # there, and stays calibrated whatever the cells' weights become.
 population = make_routing_shift()
-
-
-def exact_ece(predicted, cell_proba):
-    """Calibration error computed exactly over the cells of the population."""
-    error = 0.0
-    for level in np.unique(predicted):
-        cells = predicted == level
-        mass = cell_proba[cells].sum()
-        frequency = cell_proba[cells] @ population.proba_true[cells] / mass
-        error += mass * abs(frequency - level)
-    return error
-
-
 print(
     pd.DataFrame(
         {
             distribution: {
-                "soft routing": exact_ece(
-                    population.mixture_proba, population[f"{distribution}_proba"]
-                ),
-                "hard routing": exact_ece(
-                    population.routed_proba, population[f"{distribution}_proba"]
-                ),
+                routing: population.calibration_error(
+                    prediction, distribution=distribution
+                )
+                for routing, prediction in [
+                    ("soft routing", population.mixture_proba),
+                    ("hard routing", population.routed_proba),
+                ]
             }
             for distribution in ("source", "target")
         }

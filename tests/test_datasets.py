@@ -165,7 +165,7 @@ def test_generator_arguments_validated(kwargs, parameter):
 
 
 def _exact_calibration_error(predicted, proba_true, cell_proba, *, by=None):
-    """Expected |E[Y | prediction] - prediction| over cells, computed exactly.
+    """Expected |E[Y | prediction] - prediction| over cells: a plain-loop reference.
 
     ``by`` adds a grouping key (the routed expert) to the prediction.
     """
@@ -217,6 +217,16 @@ def test_routing_shift_soft_breaks_hard_holds(
         )
         for name in ("source_proba", "target_proba")
     }
+    for name, distribution in (("source_proba", "source"), ("target_proba", "target")):
+        # the population's own exact error agrees with the loop of this test
+        assert population.calibration_error(
+            population.mixture_proba, distribution=distribution
+        ) == pytest.approx(soft[name], abs=1e-12)
+        assert population.calibration_error(
+            population.routed_proba,
+            distribution=distribution,
+            by=population.routed_expert,
+        ) == pytest.approx(0.0, abs=1e-12)
     assert soft["source_proba"] == pytest.approx(0.0, abs=1e-12)
     assert soft["target_proba"] == pytest.approx(gap * abs(2 * target_weight - 1))
     for name in ("source_proba", "target_proba"):

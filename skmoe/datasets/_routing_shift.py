@@ -56,7 +56,8 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
     Every quantity is given per input cell, so calibration can be computed exactly
     (no sampling error): group cells by a model's prediction, and compare the
     cell-probability-weighted mean of ``proba_true`` in each group with the
-    prediction. The table of the construction is in the ``DESCR`` field.
+    prediction. The returned ``calibration_error`` does this. The table of the
+    construction is in the ``DESCR`` field.
 
     Parameters
     ----------
@@ -106,6 +107,14 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
             and labels from ``proba_true``; returns ``X`` of shape
             ``(n_samples, 2)`` and ``y``, and the cell indices as well with
             ``return_cells=True``.
+        calibration_error : callable
+            ``calibration_error(predicted, *, distribution="source", by=None)``:
+            the exact expected calibration error
+            ``sum_v P(prediction = v) |P(Y = 1 | prediction = v) - v|`` of a
+            prediction per cell (shape ``(n_cells,)``) under the source or the
+            target. ``by`` (one key per cell, such as ``routed_expert``) splits the
+            levels further, giving the error conditional on that key and the
+            prediction. Predictions equal to 12 decimals share a level.
         DESCR : str
             Description of the construction.
 
@@ -137,6 +146,14 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
     ...     print(round(float(weights @ population.proba_true), 2))
     0.5
     0.59
+    >>> for prediction in (population.mixture_proba, population.routed_proba):
+    ...     for where in ("source", "target"):
+    ...         error = population.calibration_error(prediction, distribution=where)
+    ...         print(where, round(error, 3))
+    source 0.0
+    target 0.09
+    source 0.0
+    target 0.0
     >>> X, y = population.sample(1000, distribution="target", random_state=0)
     >>> X.shape, y.shape
     ((1000, 2), (1000,))
@@ -171,21 +188,35 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
     target_proba = np.where(is_a, target_weight, 1.0 - target_weight) / n_pairs
     cells = np.c_[pair, side].astype(np.float64)
 
-    def sample(
-        n_samples, *, distribution="source", random_state=None, return_cells=False
-    ):
+    def cell_proba(distribution):
         if distribution not in ("source", "target"):
             raise ValueError(
                 "distribution must be 'source' or 'target'; got "
                 f"distribution={distribution!r}."
             )
+        return source_proba if distribution == "source" else target_proba
+
+    def sample(
+        n_samples, *, distribution="source", random_state=None, return_cells=False
+    ):
+        weights = cell_proba(distribution)
         rng = check_random_state(random_state)
-        weights = source_proba if distribution == "source" else target_proba
         cell_index = rng.choice(weights.shape[0], size=n_samples, p=weights)
         y = (rng.uniform(size=n_samples) < proba_true[cell_index]).astype(np.int64)
         if return_cells:
             return cells[cell_index], y, cell_index
         return cells[cell_index], y
+
+    def calibration_error(predicted, *, distribution="source", by=None):
+        weights = cell_proba(distribution)
+        predicted = np.asarray(predicted, dtype=np.float64)
+        keys = predicted[:, None] if by is None else np.c_[by, predicted]
+        # predictions equal up to rounding belong to one confidence level
+        _, level_index = np.unique(np.round(keys, 12), axis=0, return_inverse=True)
+        level_index = level_index.ravel()
+        positives = np.bincount(level_index, weights=weights * proba_true)
+        predicted_mass = np.bincount(level_index, weights=weights * predicted)
+        return float(np.sum(np.abs(positives - predicted_mass)))
 
     return Bunch(
         cells=cells,
@@ -199,5 +230,6 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
         source_proba=source_proba,
         target_proba=target_proba,
         sample=sample,
+        calibration_error=calibration_error,
         DESCR=_DESCR,
     )
