@@ -194,6 +194,26 @@ def test_classwise_is_the_mean_one_vs_rest_error():
     )
 
 
+def test_float32_bins_are_those_of_numpy_histogram_on_float32():
+    y, proba = _multiclass_data(15, n_samples=2000)
+    # put many confidences exactly on float32 edges
+    proba32 = proba.astype(np.float32)
+    edges32 = np.linspace(0, 1, 16, dtype=np.float32)
+    _, _, counts = calibration_curve(y, proba32, labels=[0, 1, 2, 3])
+    expected, _ = np.histogram(proba32.max(1), 15, range=(0, 1))
+    np.testing.assert_array_equal(counts, expected[expected > 0])
+    on_edges = np.column_stack([edges32[5:13], 1 - edges32[5:13]])
+    _, _, counts = calibration_curve(np.zeros(8, int), on_edges, labels=[0, 1],
+                                     pos_label=0)
+    expected, _ = np.histogram(on_edges[:, 0], 15, range=(0, 1))
+    np.testing.assert_array_equal(counts, expected[expected > 0])
+
+
+def test_non_numeric_probabilities_raise_value_error():
+    with pytest.raises(ValueError, match="y_proba|could not convert"):
+        expected_calibration_error([0, 1], np.array(["a", "b"], dtype=object))
+
+
 def test_float32_and_float64_agree():
     y, proba = _multiclass_data(5)
     # float32 values lie on different sides of some edges only rarely; the

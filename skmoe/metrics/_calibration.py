@@ -51,13 +51,16 @@ class _Scores:
 
     ``binary`` inputs keep only the positive-class scores ``positive`` (a view) and
     ``proba`` is None; multiclass inputs keep the matrix ``proba`` and ``positive`` is
-    None. ``encoded`` holds each sample's column index. ``sample_weight`` is an empty
+    None; ``two_columns`` keeps a binary two-column matrix as given. ``encoded`` holds
+    each sample's column index. ``sample_weight`` is an empty
     array when the samples are unweighted (the kernels' convention) and ``weights``
     is then an array of ones built on demand.
     """
 
-    def __init__(self, proba, positive, encoded, classes, sample_weight):
+    def __init__(self, proba, positive, encoded, classes, sample_weight,
+                 two_columns=None):
         self.proba = proba
+        self.two_columns = two_columns
         self.positive = positive
         self.encoded = encoded
         self.classes = classes
@@ -206,7 +209,8 @@ def _check_scores(y_true, y_proba, sample_weight, labels, validate=True):
     if validate or n_columns == 2:
         _raise_for_invalid(*check_proba(y_proba, True), y_proba, True)
     if n_columns == 2:
-        return _Scores(None, y_proba[:, 1], encoded, classes, sample_weight)
+        return _Scores(None, y_proba[:, 1], encoded, classes, sample_weight,
+                       two_columns=y_proba)
     return _Scores(y_proba, None, encoded, classes, sample_weight)
 
 
@@ -905,7 +909,12 @@ def _event_scores(data, pos_label):
         )
     column = int(matches[0])
     if data.binary:
-        scores = data.positive if column == 1 else 1 - data.positive
+        if column == 1:
+            scores = data.positive
+        elif data.two_columns is not None:
+            scores = data.two_columns[:, 0]
+        else:
+            scores = 1 - data.positive
     else:
         scores = data.proba[:, column]
     return scores, data.encoded == column
