@@ -5,7 +5,7 @@ import pytest
 import sklearn
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import (
     GridSearchCV,
@@ -287,6 +287,16 @@ def test_covariate_shift_propensity_and_column_name():
     assert X[low, 1].max() <= X[high, 1].min()
     with pytest.raises(ValueError, match="DataFrame"):
         next(by_name.split(X))
+    # a decision function works as a propensity too, and pca accepts a DataFrame
+    margin_model = RidgeClassifier().fit(X, is_late)
+    assert not hasattr(margin_model, "predict_proba")
+    by_margin = CovariateShiftSplit(n_splits=2, direction=margin_model)
+    low, high = (test for _, test in by_margin.split(X))
+    assert X[high, 0].mean() > X[low, 0].mean() + 1.0
+    on_frame = [test for _, test in CovariateShiftSplit(n_splits=2).split(frame)]
+    on_array = [test for _, test in CovariateShiftSplit(n_splits=2).split(X)]
+    for frame_fold, array_fold in zip(on_frame, on_array, strict=True):
+        np.testing.assert_array_equal(frame_fold, array_fold)
 
 
 def test_label_shift_fold_follows_drawn_proportions():
