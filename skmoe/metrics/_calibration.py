@@ -401,7 +401,9 @@ def expected_calibration_error(
         are the quantiles ``np.quantile(conf, np.linspace(0, 1, n_bins + 1))`` of the
         unweighted confidences, the outer edges set to 0 and 1. ``"equal_count"``:
         the samples sorted by confidence and split into ``n_bins`` groups of equal
-        size with ``np.array_split``.
+        size with ``np.array_split``. In both equal-mass strategies the bins are
+        formed from the samples' count, not their weight, so only ``"uniform"``
+        treats an integer weight exactly as repeated samples.
     norm : {"l1", "l2", "max"}, default="l1"
         How the bins' gaps are combined.
     multiclass : {"top_label", "classwise"}, default="top_label"
