@@ -101,6 +101,13 @@ numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = True
 numpydoc_xref_param_type = False
+# a parameter missing from the docstring, documented but not in the signature, or
+# written without the space before the colon fails the build
+numpydoc_validation_checks = {"PR01", "PR02", "PR10"}
+numpydoc_validation_exclude = {
+    r"\.__init__$",  # documented by the class docstring
+    r"\.set_\w+_request$",  # written by scikit-learn's metadata routing
+}
 
 # -- Intersphinx, offline-safe (see the module docstring) ----------------------------
 INVENTORIES = {
