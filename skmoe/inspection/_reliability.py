@@ -135,8 +135,8 @@ class ReliabilityDisplay:
     >>> model = LogisticRegression(max_iter=500).fit(X, y)
     >>> display = ReliabilityDisplay.from_estimator(model, X, y, n_bins=5,
     ...                                             smooth=True)
-    >>> display.counts.sum()
-    np.int64(150)
+    >>> int(display.counts.sum())
+    150
     """
 
     def __init__(self, curves, *, name=None):
