@@ -14,7 +14,8 @@ and for every example of the gallery and every API page, it checks that
   thumbnails, the plots of every example, the logos;
 - the gallery lists one thumbnail per example, and the examples that make plots show
   them;
-- no local resource failed to load (404s in the browser's console);
+- no local resource failed to load (404s in the browser's console), and every link
+  to another page of the site points to a file that exists;
 
 and saves a screenshot of each main page and example (1280 pixels wide, down to 4000
 pixels) in ``--out``.
@@ -31,6 +32,7 @@ import re
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 DOCS_DIR = Path(__file__).resolve().parent
@@ -71,6 +73,9 @@ return {
     header_height: header ? header.getBoundingClientRect().height : 0,
     stylesheets: sheets.length,
     article_text: (document.querySelector('article') || document.body).innerText.length,
+    links: Array.from(document.querySelectorAll('a[href]'))
+        .map(a => a.href)
+        .filter(href => href.startsWith(location.origin)),
     math: document.querySelectorAll('.math').length,
     math_rendered: document.querySelectorAll('mjx-container').length,
     page_height: document.documentElement.scrollHeight,
@@ -162,7 +167,7 @@ def _wait_for_math(driver, timeout=10.0):
         time.sleep(0.1)
 
 
-def check_page(driver, base_url, page, screenshot=None, local_mathjax=False):
+def check_page(driver, base_url, html_dir, page, screenshot=None, local_mathjax=False):
     """Load ``page``, run the checks, and return (state, list of problems)."""
     driver.get(base_url + page)
     _wait_for_images(driver)
@@ -178,6 +183,13 @@ def check_page(driver, base_url, page, screenshot=None, local_mathjax=False):
         problems.append("the page has (almost) no text")
     if "404" in state["title"] or "Error" in state["title"]:
         problems.append(f"suspicious title {state['title']!r}")
+    for link in sorted(set(state["links"])):
+        target = urllib.parse.urlsplit(link).path.lstrip("/")
+        target = urllib.parse.unquote(target) or "index.html"
+        if target.endswith("/"):
+            target += "index.html"
+        if not (html_dir / target).exists():
+            problems.append(f"broken link to {target}")
     if local_mathjax and state["math_rendered"] < state["math"]:
         problems.append(
             f"MathJax typeset {state['math_rendered']} of {state['math']} formulas"
@@ -252,7 +264,7 @@ def main(argv=None):
                     name = re.sub(r"[^\w.-]+", "_", page.removesuffix(".html"))
                     shot = args.out / f"{name}.png"
                 states[page], problems = check_page(
-                    driver, base_url, page, shot, local_mathjax
+                    driver, base_url, html_dir, page, shot, local_mathjax
                 )
                 if problems:
                     failures[page] = problems
