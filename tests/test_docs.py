@@ -166,3 +166,42 @@ def test_install_page_shows_the_readme_commands():
     text = readme.read_text(encoding="utf-8")
     for command in commands:
         assert command in text, f"README.md does not show {command!r}"
+
+
+def test_benchmark_markdown_renders_as_rest():
+    pytest.importorskip("docutils")
+    spec = importlib.util.spec_from_file_location("mdrender", DOCS_DIR / "mdrender.py")
+    mdrender = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mdrender)
+    markdown = "\n".join(
+        [
+            "# Benchmarks",
+            "",
+            "Run `python benchmarks/run.py`; see [sklearn](https://scikit-learn.org).",
+            "",
+            "## Fit time",
+            "",
+            "| estimator | fit (s) |",
+            "|---|---:|",
+            "| soft, `n_experts=4` | **1.2** |",
+            "",
+            "- three `bincount`s",
+            "- a second item",
+            "",
+            "```bash",
+            "python benchmarks/run.py --quick",
+            "```",
+        ]
+    )
+    rst = mdrender.markdown_to_rst(markdown, title_level=1, drop_title=True)
+    assert ".. code-block:: markdown" not in rst  # not the verbatim fallback
+    assert "Benchmarks" not in rst  # the README's title gives way to the page's
+    assert "Fit time\n--------" in rst
+    assert ".. list-table::" in rst and "``n_experts=4``" in rst
+    assert "``bincount``\\ s" in rst
+    assert "`sklearn <https://scikit-learn.org>`__" in rst
+    assert ".. code-block:: bash" in rst
+    # anything the translation gets wrong falls back to the source, never to an error
+    assert mdrender.markdown_to_rst("a *dangling emphasis").startswith(
+        ".. code-block:: markdown"
+    )
