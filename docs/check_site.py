@@ -101,8 +101,11 @@ def start_chromium(user_data_dir):
     """Start headless Chromium through chromedriver, without any network access."""
     # selenium must not try to download a browser or driver
     os.environ["SE_OFFLINE"] = "true"
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        raise SystemExit("check_site.py needs selenium: pip install selenium") from None
 
     options = webdriver.ChromeOptions()
     options.binary_location = _find_executable(["chromium", "chromium-browser"])
