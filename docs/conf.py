@@ -237,7 +237,8 @@ html_theme_options = {
     "navigation_with_keys": False,
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
-    "secondary_sidebar_items": ["page-toc"],
+    # the examples' code needs the width more than a table of contents
+    "secondary_sidebar_items": {"auto_examples/*": []},
 }
 html_context = {"default_mode": "light"}
 # pages without sub-pages get no (empty) left sidebar, and so a wider text column
