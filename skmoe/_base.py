@@ -437,18 +437,19 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         fallback = self._fit_expert_fallback(index, X_view, y_view, sample_weight)
         if fallback is not None:
             return fallback
-        estimator = self._warm_expert(index, template)
+        estimator = self._warm_expert(index, template, y_view)
         return _fit_estimator(
             estimator, X_view, y_view, sample_weight, self._expert_fit_params
         )
 
-    def _warm_expert(self, index, template):
+    def _warm_expert(self, index, template, y_view):
         """The estimator to refit for expert ``index`` in this M-step.
 
         Linear models and neural networks are refitted from their previous solution
         (their ``warm_start`` only sets the starting point), which makes each M-step
         far cheaper; any other estimator is a fresh clone, since ``warm_start`` means
-        something else for ensembles (adding members).
+        something else for ensembles (adding members). A classifier whose routed view
+        now holds other classes than before starts afresh.
         """
         previous = getattr(self, "experts_", None)
         module = type(template).__module__
@@ -458,6 +459,10 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             and type(previous[index]) is type(template)
             and module.startswith(("sklearn.linear_model", "sklearn.neural_network"))
             and "warm_start" in template.get_params()
+            and (
+                not hasattr(previous[index], "classes_")
+                or np.array_equal(previous[index].classes_, np.unique(y_view))
+            )
         ):
             estimator = previous[index]
             estimator.set_params(warm_start=True)

@@ -12,8 +12,13 @@ import matplotlib
 import pytest
 from _mixtures import sample_linear_mixture
 from hypothesis import settings
+from threadpoolctl import threadpool_limits
 
 matplotlib.use("Agg")
+
+# One BLAS thread per test process: pytest-xdist already runs a process per core, and
+# OpenBLAS threads on the small matrices of these tests cost far more than they save.
+threadpool_limits(1)
 
 settings.register_profile("default", deadline=None, print_blob=True)
 settings.register_profile("ci", deadline=None, print_blob=True, derandomize=True)

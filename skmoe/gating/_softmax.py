@@ -79,8 +79,8 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
     >>> gate = SoftmaxGate(C=10.0).fit(X, soft_targets)
     >>> gate.predict_proba(X).round(2)
     array([[0.89, 0.11],
-           [0.7 , 0.3 ],
-           [0.3 , 0.7 ],
+           [0.67, 0.33],
+           [0.33, 0.67],
            [0.11, 0.89]])
     """
 
