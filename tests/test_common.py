@@ -34,12 +34,8 @@ FAST = {"max_iter": 10, "random_state": 0}
 
 
 def _classifiers():
-    experts = {
-        "logistic": LogisticRegression(),
-        "tree": DecisionTreeClassifier(max_depth=3),
-        "naive_bayes": GaussianNB(),
-    }
-    for name, expert in experts.items():
+    experts = [LogisticRegression(), DecisionTreeClassifier(max_depth=3), GaussianNB()]
+    for expert in experts:
         for routing in ("soft", "hard", "topk"):
             yield MixtureOfExpertsClassifier(
                 expert, n_experts=3, routing=routing, init="pca", **FAST
@@ -54,11 +50,7 @@ def _classifiers():
 
 
 def _regressors():
-    experts = {
-        "ridge": Ridge(),
-        "tree": DecisionTreeRegressor(max_depth=3),
-    }
-    for name, expert in experts.items():
+    for expert in [Ridge(), DecisionTreeRegressor(max_depth=3)]:
         for routing in ("soft", "hard", "topk"):
             yield MixtureOfExpertsRegressor(
                 expert, n_experts=3, routing=routing, init="pca", **FAST
