@@ -349,11 +349,22 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                 responsibilities[donors] = 0.0
                 responsibilities[donors, k] = 1.0
         else:
-            responsibilities = random_state.dirichlet(np.ones(n_experts), n_samples)
-            if self.routing == "hard":
-                labels = responsibilities.argmax(axis=1)
-                responsibilities = np.zeros((n_samples, n_experts))
-                responsibilities[np.arange(n_samples), labels] = 1.0
+            # random centres drawn from the data (weight-proportionally), each sample
+            # given to its nearest: random but spatially coherent. Responsibilities
+            # drawn independently per sample would fit every expert to the same data,
+            # a symmetric fixed point that EM never leaves.
+            centres = (
+                random_state.choice(
+                    n_samples, size=n_experts, replace=False, p=weights / weights.sum()
+                )
+                if np.count_nonzero(weights) >= n_experts
+                else random_state.choice(n_samples, size=n_experts, replace=False)
+            )
+            distances = ((X[:, None, :] - X[None, centres, :]) ** 2).sum(axis=2)
+            labels = np.argmin(distances, axis=1)
+            labels[centres] = np.arange(n_experts)
+            responsibilities = np.zeros((n_samples, n_experts))
+            responsibilities[np.arange(n_samples), labels] = 1.0
         return responsibilities
 
     def _run_em(self, X, y, weights, templates, responsibilities, init_index):

@@ -73,8 +73,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Initial responsibilities: the clusters of k-means on ``X``; ``n_experts``
         slabs of equal weight along the first (weighted) principal component, a
         deterministic start under which integer sample weights are exactly equivalent
-        to repeated rows; or random responsibilities drawn from a flat Dirichlet
-        (assignments for hard routing).
+        to repeated rows; or each sample given to the nearest of ``n_experts``
+        samples drawn at random.
     warm_start : bool, default=False
         Continue EM from the fitted experts and gate when fit is called again (then
         ``n_init`` is ignored).

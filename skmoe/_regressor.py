@@ -43,7 +43,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Number of initialisations; the one with the best final likelihood is kept.
     init : {"kmeans", "pca", "random"}, default="kmeans"
         Initial responsibilities: k-means clusters of ``X``, equal-weight slabs along
-        the first principal component (deterministic), or random ones.
+        the first principal component (deterministic), or the cells of
+        ``n_experts`` random samples.
     warm_start : bool, default=False
         Continue EM from the fitted model when fit is called again.
     random_state : int, RandomState instance or None, default=None
