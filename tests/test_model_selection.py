@@ -157,6 +157,10 @@ def test_label_shift_split_properties(n_per_class, alpha, test_size, seed):
     cv = LabelShiftSplit(
         n_splits=3, alpha=alpha, test_size=test_size, random_state=seed
     )
+    if isinstance(test_size, int) and test_size >= y.size:
+        with pytest.raises(ValueError, match=f"test_size={test_size}"):
+            _splits(cv, X, y)
+        return
     splits = _splits(cv, X, y)
     assert len(splits) == cv.get_n_splits() == 3
     _check_partition_properties(splits, y.size)
