@@ -465,3 +465,18 @@ def test_held_out_log_loss_is_finite_for_hard_routing(iris):
         X_train, y_train
     )
     assert np.isfinite(log_loss(y_test, moe.predict_proba(X_test), labels=[0, 1, 2]))
+
+
+def test_n_init_rescues_hard_em_from_a_poor_local_optimum():
+    # the two-region data of docs/getting_started.rst; docs/user_guide/routing.rst
+    # quotes these figures
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-3, 3, size=(1000, 2))
+    y = np.where(X[:, 0] < 0, X[:, 1] > 1, X[:, 1] < -1).astype(int)
+    X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
+    kwargs = {"n_experts": 2, "routing": "hard", "random_state": 0}
+    single = MixtureOfExpertsClassifier(**kwargs).fit(X_train, y_train)
+    several = MixtureOfExpertsClassifier(n_init=4, **kwargs).fit(X_train, y_train)
+    assert single.score(X_test, y_test) < 0.9
+    assert several.score(X_test, y_test) > 0.95
+    assert several.lower_bound_ > single.lower_bound_ + 0.1
