@@ -476,7 +476,10 @@ def test_n_init_rescues_hard_em_from_a_poor_local_optimum():
     X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
     kwargs = {"n_experts": 2, "routing": "hard", "random_state": 0}
     single = MixtureOfExpertsClassifier(**kwargs).fit(X_train, y_train)
-    several = MixtureOfExpertsClassifier(n_init=4, **kwargs).fit(X_train, y_train)
+    # k-means on a uniform square finds much the same halves from every seed; random
+    # starts are more diverse
+    several = MixtureOfExpertsClassifier(n_init=4, init="random", **kwargs)
+    several.fit(X_train, y_train)
     assert single.score(X_test, y_test) < 0.9
     assert several.score(X_test, y_test) > 0.95
     assert several.lower_bound_ > single.lower_bound_ + 0.1
