@@ -14,7 +14,6 @@ with 15 equal-width bins.
 # ---------------
 # Every model is a pipeline that standardises the pixels first. The mixtures use four
 # logistic-regression experts and the built-in softmax gate.
-import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, log_loss
@@ -23,6 +22,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skmoe import MixtureOfExpertsClassifier
+from skmoe.metrics import expected_calibration_error
 
 X, y = load_digits(return_X_y=True)
 X_train, X_test, y_train, y_test = train_test_split(
@@ -42,24 +42,11 @@ models = {
 
 
 # %%
-# Top-label ECE
-# -------------
-# The confidence of a prediction is its top probability; the ECE is the weighted mean
-# gap between confidence and accuracy over 15 equal-width confidence bins, assigned as
-# ``numpy.histogram`` assigns them.
-def top_label_ece(y_true, proba, classes, n_bins=15):
-    confidence = proba.max(axis=1)
-    correct = classes[proba.argmax(axis=1)] == y_true
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    bins = np.clip(np.searchsorted(edges, confidence, side="right") - 1, 0, n_bins - 1)
-    counts = np.bincount(bins, minlength=n_bins)
-    gap = np.bincount(bins, weights=confidence - correct, minlength=n_bins)
-    return float(np.abs(gap).sum() / counts.sum())
-
-
-# %%
 # Fit and compare
 # ---------------
+# The top-label ECE takes the confidence of a prediction to be its top probability and
+# averages the gap between confidence and accuracy over 15 equal-width confidence bins
+# (:func:`skmoe.metrics.expected_calibration_error`).
 rows = []
 for name, model in models.items():
     pipeline = make_pipeline(StandardScaler(), model).fit(X_train, y_train)
@@ -70,7 +57,7 @@ for name, model in models.items():
             name,
             accuracy_score(y_test, classes[proba.argmax(axis=1)]),
             log_loss(y_test, proba, labels=classes),
-            top_label_ece(y_test, proba, classes),
+            expected_calibration_error(y_test, proba, labels=classes),
         )
     )
 
