@@ -1,0 +1,23 @@
+"""Mixtures of experts trained over decentralized clients (federated learning).
+
+:class:`DDOMEClassifier` trains a gate and experts jointly over clients that keep
+their data (DDOME, arXiv:2306.08586); the federation is simulated in-process by
+default, and :func:`run_flower_simulation` runs the same client and server functions
+on Flower (the optional ``federated`` extra). The baselines :class:`FedAvgClassifier`,
+:class:`FedProxClassifier` and :class:`LocalClassifier` fit on the same
+``(X, y, client_ids)``.
+"""
+
+from skmoe.federated._baselines import (
+    FedAvgClassifier,
+    FedProxClassifier,
+    LocalClassifier,
+)
+from skmoe.federated._ddome import DDOMEClassifier
+
+__all__ = [
+    "DDOMEClassifier",
+    "FedAvgClassifier",
+    "FedProxClassifier",
+    "LocalClassifier",
+]

@@ -1,0 +1,53 @@
+"""What the federated estimators share: client identifiers, default expert, score."""
+
+import numpy as np
+from sklearn.linear_model import SGDClassifier
+from sklearn.utils.validation import column_or_1d
+
+
+def default_expert():
+    """The expert used when none is given: linear, log loss, constant step 0.01."""
+    return SGDClassifier(
+        loss="log_loss", learning_rate="constant", eta0=0.01, alpha=1e-4
+    )
+
+
+def check_client_ids(client_ids, n_samples):
+    """Validate ``client_ids`` as a 1-D array with one entry per sample."""
+    if client_ids is None:
+        raise ValueError(
+            "client_ids is required: pass one client identifier per sample."
+        )
+    client_ids = column_or_1d(np.asarray(client_ids), warn=True)
+    if client_ids.shape[0] != n_samples:
+        raise ValueError(
+            f"client_ids has {client_ids.shape[0]} entries for {n_samples} samples."
+        )
+    return client_ids
+
+
+def client_key(client):
+    """A client identifier as a plain Python value (a dictionary key)."""
+    return client.item() if hasattr(client, "item") else client
+
+
+class ClientScoreMixin:
+    """``score`` that passes ``client_ids`` on to ``predict``."""
+
+    def score(self, X, y, client_ids=None, sample_weight=None):
+        """Accuracy of ``predict(X, client_ids)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        client_ids : array-like of shape (n_samples,), default=None
+            The client of each sample, as in ``predict``.
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        score : float
+        """
+        correct = self.predict(X, client_ids) == np.asarray(y)
+        return float(np.average(correct, weights=sample_weight))

@@ -1,0 +1,390 @@
+"""The federated protocol as pure functions: what clients compute, what servers merge.
+
+Everything that crosses the network is a plain dictionary of numbers and NumPy arrays
+(an *instruction* from the server, a *reply* from a client), so the same functions run
+in-process (:mod:`skmoe.federated._simulation`) and inside Flower's ``ClientApp`` and
+``ServerApp`` (:mod:`skmoe.federated._flower`), and give the same model with the same
+seed. A client function reads only its own data and the instruction; a server function
+reads only replies and the server's state.
+
+Experts are scikit-learn estimators trained with ``partial_fit``; their parameters are
+the arrays ``coef_`` and ``intercept_`` (linear models such as ``SGDClassifier``) or the
+lists ``coefs_`` and ``intercepts_`` (``MLPClassifier``), flattened to a list of arrays.
+"""
+
+import warnings
+
+import numpy as np
+from scipy.special import log_softmax, logsumexp, softmax
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+
+# log of the smallest normal float: a zero expert probability becomes this, not -inf
+_LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
+
+
+# --------------------------------------------------------------------------- experts
+def expert_parameters(estimator):
+    """The trainable arrays of a fitted expert, as a list (copies)."""
+    if hasattr(estimator, "coefs_"):
+        return [a.copy() for a in estimator.coefs_] + [
+            a.copy() for a in estimator.intercepts_
+        ]
+    return [estimator.coef_.copy(), np.atleast_1d(estimator.intercept_).copy()]
+
+
+def set_expert_parameters(estimator, parameters):
+    """Write a list made by :func:`expert_parameters` back into ``estimator``."""
+    parameters = [np.array(p, dtype=np.float64) for p in parameters]
+    if hasattr(estimator, "coefs_"):
+        n_layers = len(estimator.coefs_)
+        estimator.coefs_ = parameters[:n_layers]
+        estimator.intercepts_ = parameters[n_layers:]
+    else:
+        estimator.coef_, estimator.intercept_ = parameters
+    return estimator
+
+
+def materialise_expert(template, n_features, n_classes, seed):
+    """A clone of ``template`` whose parameter arrays exist, with the given seed.
+
+    ``partial_fit`` allocates the arrays on its first call; it is called once on a
+    single all-zero sample so that the shapes do not depend on anybody's data. The
+    caller then overwrites the arrays with the server's.
+    """
+    estimator = clone(template)
+    if "random_state" in estimator.get_params():
+        estimator.set_params(random_state=int(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        estimator.partial_fit(
+            np.zeros((1, n_features)), np.zeros(1, dtype=np.intp), np.arange(n_classes)
+        )
+    return estimator
+
+
+def initial_expert_parameters(template, n_features, n_classes, seed):
+    """The server's starting point for one expert (zeros for a linear model)."""
+    estimator = materialise_expert(template, n_features, n_classes, seed)
+    parameters = expert_parameters(estimator)
+    if not hasattr(estimator, "coefs_"):
+        parameters = [np.zeros_like(p) for p in parameters]
+    return parameters
+
+
+def _epoch_step_size(estimator, n_samples):
+    """Learning rate times optimiser steps in one epoch (for the proximal step)."""
+    if hasattr(estimator, "coefs_"):
+        batch = estimator.batch_size
+        batch = min(200, n_samples) if batch == "auto" else min(batch, n_samples)
+        return estimator.learning_rate_init * np.ceil(n_samples / batch)
+    return getattr(estimator, "eta0", 0.01) * n_samples
+
+
+def train_expert(
+    estimator, X, y, *, sample_weight=None, local_epochs=1, proximal_mu=0.0
+):
+    """Run ``local_epochs`` passes of ``partial_fit``; FedProx's pull if asked.
+
+    With ``proximal_mu > 0`` each pass is followed by the proximal step of
+    ``mu / 2 ||w - w_start||^2`` (FedProx's term), taken with the pass's total step
+    size: a splitting approximation that needs nothing from the estimator's loss.
+    """
+    start = expert_parameters(estimator) if proximal_mu > 0 else None
+    fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for _ in range(local_epochs):
+            estimator.partial_fit(X, y, **fit_params)
+            if start is not None:
+                tau = _epoch_step_size(estimator, X.shape[0]) * proximal_mu
+                current = expert_parameters(estimator)
+                pulled = [
+                    (w + tau * w0) / (1 + tau)
+                    for w, w0 in zip(current, start, strict=True)
+                ]
+                set_expert_parameters(estimator, pulled)
+    return estimator
+
+
+def expert_log_likelihood(estimator, X, y):
+    """``log p(y_i | x_i)`` under one expert, floored at the smallest normal float."""
+    proba = estimator.predict_proba(X)[np.arange(X.shape[0]), y]
+    with np.errstate(divide="ignore"):
+        return np.maximum(np.log(proba), _LOG_TINY)
+
+
+# ------------------------------------------------------------------------ the gate
+def gate_log_proba(embedding, gate):
+    """Log routing weights of a softmax gate given as ``(coef, intercept)``."""
+    coef, intercept = gate
+    return log_softmax(embedding @ coef.T + intercept, axis=1)
+
+
+def train_gate(embedding, targets, gate, *, learning_rate, batch_size, epochs, rng):
+    """Minibatch gradient descent on the soft-target cross-entropy of the gate.
+
+    The gradient of ``-sum_k T_ik log softmax(z_i)_k`` with respect to ``z_i`` is
+    ``sum_k T_ik softmax(z_i) - T_i``, averaged over the minibatch.
+    """
+    coef, intercept = (np.array(a, dtype=np.float64) for a in gate)
+    n_samples = embedding.shape[0]
+    for _ in range(epochs):
+        order = rng.permutation(n_samples)
+        for start in range(0, n_samples, batch_size):
+            batch = order[start : start + batch_size]
+            scores = embedding[batch] @ coef.T + intercept
+            residual = (
+                softmax(scores, axis=1) * targets[batch].sum(axis=1, keepdims=True)
+                - targets[batch]
+            )
+            coef -= learning_rate * residual.T @ embedding[batch] / batch.shape[0]
+            intercept -= learning_rate * residual.mean(axis=0)
+    return coef, intercept
+
+
+# ---------------------------------------------------------------- client functions
+def client_summary(embedding, y, n_classes):
+    """What a client tells the server once: its size, label counts, embedding moments.
+
+    The moments standardise the embedding for the gate; the label counts let the
+    server choose anchor clients with distinct label sets.
+    """
+    return {
+        "n_samples": int(embedding.shape[0]),
+        "label_counts": np.bincount(y, minlength=n_classes).astype(np.float64),
+        "embedding_sum": embedding.sum(axis=0),
+        "embedding_sum_squares": (embedding**2).sum(axis=0),
+    }
+
+
+def client_gate_scores(embedding, instruction):
+    """The mean routing weights of a client's data under the server's gate."""
+    gate = (instruction["gate_coef"], instruction["gate_intercept"])
+    return {
+        "n_samples": int(embedding.shape[0]),
+        "gate_scores": np.exp(gate_log_proba(embedding, gate)).mean(axis=0),
+    }
+
+
+def client_update(X, y, embedding, instruction, template):
+    """One DDOME round on one client; returns the reply.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The client's features (what the experts see).
+    y : ndarray of shape (n_samples,)
+        Its labels, encoded as ``0 .. n_classes - 1``.
+    embedding : ndarray of shape (n_samples, n_embedding)
+        The common expert's standardised embedding (what the gate sees).
+    instruction : dict
+        ``gate_coef``, ``gate_intercept``, ``experts`` (indices sent),
+        ``expert_parameters`` (a list of parameter lists, same order), ``anchor``
+        (the expert the client is bound to, or -1), ``seed``, ``n_classes``,
+        ``local_epochs``, ``gate_learning_rate``, ``gate_batch_size``.
+    template : estimator
+        The unfitted expert (static configuration of every client).
+
+    Returns
+    -------
+    reply : dict
+        ``n_samples``, the trained ``gate_coef`` and ``gate_intercept``, ``experts``
+        and their trained ``expert_parameters``, ``classes`` (what the experts were
+        trained on), and the received model's ``loss`` and ``accuracy`` on this
+        client (measured before training).
+    """
+    rng = np.random.RandomState(int(instruction["seed"]))
+    n_classes = int(instruction["n_classes"])
+    selected = [int(m) for m in instruction["experts"]]
+    experts = []
+    for parameters in instruction["expert_parameters"]:
+        estimator = materialise_expert(
+            template, X.shape[1], n_classes, rng.randint(np.iinfo(np.int32).max)
+        )
+        experts.append(set_expert_parameters(estimator, parameters))
+    gate = (instruction["gate_coef"], instruction["gate_intercept"])
+    anchor = int(instruction["anchor"])
+    loss = accuracy = np.nan
+    for epoch in range(int(instruction["local_epochs"])):
+        log_gate = gate_log_proba(embedding, gate)[:, selected]
+        log_likelihood = np.column_stack(
+            [expert_log_likelihood(e, X, y) for e in experts]
+        )
+        if epoch == 0:
+            joint = log_gate + log_likelihood
+            loss = float(-np.mean(logsumexp(joint, axis=1) - logsumexp(log_gate, 1)))
+            routed = np.argmax(log_gate, axis=1)
+            predicted = _routed_predictions(experts, X, routed)
+            accuracy = float(np.mean(predicted == y))
+        targets = np.zeros((X.shape[0], len(gate[1])))
+        if anchor >= 0:
+            # an anchor client pulls the gate toward its own expert, which it alone
+            # trains here: this is what keeps the experts apart
+            targets[:, anchor] = 1.0
+            weights = np.ones((X.shape[0], len(selected)))
+        else:
+            weights = softmax(log_gate + log_likelihood, axis=1)
+            targets[:, selected] = weights
+        gate = train_gate(
+            embedding,
+            targets,
+            gate,
+            learning_rate=float(instruction["gate_learning_rate"]),
+            batch_size=int(instruction["gate_batch_size"]),
+            epochs=1,
+            rng=rng,
+        )
+        for j, estimator in enumerate(experts):
+            train_expert(estimator, X, y, sample_weight=weights[:, j], local_epochs=1)
+    return {
+        "n_samples": int(X.shape[0]),
+        "gate_coef": gate[0],
+        "gate_intercept": gate[1],
+        "experts": np.array(selected, dtype=np.int64),
+        "expert_parameters": [expert_parameters(e) for e in experts],
+        "classes": np.asarray(experts[0].classes_) if experts else np.arange(0),
+        "loss": loss,
+        "accuracy": accuracy,
+    }
+
+
+def _routed_predictions(experts, X, routed):
+    """Class index predicted for each sample by the expert it is routed to."""
+    predicted = np.empty(X.shape[0], dtype=np.intp)
+    for j, estimator in enumerate(experts):
+        rows = routed == j
+        if rows.any():
+            predicted[rows] = np.argmax(estimator.predict_proba(X[rows]), axis=1)
+    return predicted
+
+
+def client_fit_model(X, y, instruction, template):
+    """One FedAvg or FedProx round on one client: train the single shared model."""
+    estimator = materialise_expert(
+        template, X.shape[1], int(instruction["n_classes"]), instruction["seed"]
+    )
+    set_expert_parameters(estimator, instruction["parameters"])
+    train_expert(
+        estimator,
+        X,
+        y,
+        local_epochs=int(instruction["local_epochs"]),
+        proximal_mu=float(instruction["proximal_mu"]),
+    )
+    return {
+        "n_samples": int(X.shape[0]),
+        "parameters": expert_parameters(estimator),
+        "classes": np.asarray(estimator.classes_),
+    }
+
+
+# ---------------------------------------------------------------- server functions
+def aggregate_summaries(summaries):
+    """Pooled mean and scale of the embedding from the clients' moments."""
+    n_total = sum(s["n_samples"] for s in summaries)
+    total = sum(s["embedding_sum"] for s in summaries)
+    total_squares = sum(s["embedding_sum_squares"] for s in summaries)
+    mean = total / n_total
+    variance = np.maximum(total_squares / n_total - mean**2, 0.0)
+    scale = np.sqrt(variance)
+    scale[scale < 1e-12] = 1.0
+    return mean, scale
+
+
+def weighted_average(arrays_per_reply, weights):
+    """Average lists of arrays with the given weights (FedAvg)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    weights = weights / weights.sum()
+    return [
+        sum(w * arrays[i] for w, arrays in zip(weights, arrays_per_reply, strict=True))
+        for i in range(len(arrays_per_reply[0]))
+    ]
+
+
+def _shapes_match(arrays, reference):
+    return len(arrays) == len(reference) and all(
+        np.shape(a) == np.shape(r) for a, r in zip(arrays, reference, strict=True)
+    )
+
+
+def _all_finite(arrays):
+    return all(np.all(np.isfinite(a)) for a in arrays)
+
+
+def check_reply(reply, state, sent_experts):
+    """Why a DDOME reply cannot be averaged in, or None if it can.
+
+    A reply is rejected when it is not finite, when an array has the wrong shape,
+    when it returns experts it was not sent, or when its experts were trained on
+    other classes than the federation's.
+    """
+    try:
+        gate = [reply["gate_coef"], reply["gate_intercept"]]
+        experts = [int(m) for m in reply["experts"]]
+        parameters = reply["expert_parameters"]
+        n_samples = reply["n_samples"]
+        classes = np.asarray(reply["classes"])
+    except (KeyError, TypeError, ValueError):
+        return "malformed"
+    if not (np.isfinite(n_samples) and n_samples > 0):
+        return "malformed"
+    if sorted(experts) != sorted(sent_experts) or len(parameters) != len(experts):
+        return "wrong experts"
+    if not _shapes_match(gate, state["gate"]) or not all(
+        _shapes_match(p, state["experts"][m])
+        for m, p in zip(experts, parameters, strict=True)
+    ):
+        return "wrong shape"
+    if not (_all_finite(gate) and all(_all_finite(p) for p in parameters)):
+        return "not finite"
+    if not np.array_equal(classes, np.arange(state["n_classes"])):
+        return "wrong classes"
+    return None
+
+
+def aggregate(replies, state):
+    """New server state from the accepted DDOME replies.
+
+    The gate is averaged over all replies, each expert over the replies that trained
+    it, both weighted by the clients' sample counts. An expert that no reply trained
+    keeps its parameters.
+    """
+    if not replies:
+        return state
+    counts = [r["n_samples"] for r in replies]
+    gate = weighted_average(
+        [[r["gate_coef"], r["gate_intercept"]] for r in replies], counts
+    )
+    experts = list(state["experts"])
+    for m in range(len(experts)):
+        trained = [
+            (params, r["n_samples"])
+            for r in replies
+            for k, params in zip(r["experts"], r["expert_parameters"], strict=True)
+            if int(k) == m
+        ]
+        if trained:
+            experts[m] = weighted_average(
+                [p for p, _ in trained], [n for _, n in trained]
+            )
+    return {**state, "gate": gate, "experts": experts}
+
+
+def check_model_reply(reply, state):
+    """Why a FedAvg reply cannot be averaged in, or None if it can."""
+    try:
+        parameters = reply["parameters"]
+        classes = np.asarray(reply["classes"])
+        n_samples = reply["n_samples"]
+    except (KeyError, TypeError, ValueError):
+        return "malformed"
+    if not (np.isfinite(n_samples) and n_samples > 0):
+        return "malformed"
+    if not _shapes_match(parameters, state["parameters"]):
+        return "wrong shape"
+    if not _all_finite(parameters):
+        return "not finite"
+    if not np.array_equal(classes, np.arange(state["n_classes"])):
+        return "wrong classes"
+    return None
