@@ -14,6 +14,7 @@ strategy is built.
 from skmoe.testing._checks import (
     calibration_error_exact,
     check_hard_routing_calibrated,
+    configuration_groups,
     premise_groups,
 )
 from skmoe.testing._strategies import finite_moe_populations, shifts_preserving
@@ -21,6 +22,7 @@ from skmoe.testing._strategies import finite_moe_populations, shifts_preserving
 __all__ = [
     "calibration_error_exact",
     "check_hard_routing_calibrated",
+    "configuration_groups",
     "finite_moe_populations",
     "premise_groups",
     "shifts_preserving",

@@ -248,6 +248,41 @@ def premise_groups(population, *, multiclass="top_label"):
     return level
 
 
+def configuration_groups(population):
+    """Index of every cell's gate/expert configuration.
+
+    Two cells share a configuration when their gate weights and every expert's
+    probabilities agree to 12 decimals: a soft mixture cannot tell them apart.
+
+    Parameters
+    ----------
+    population : dict
+        With ``gate_proba`` of shape (n_cells, n_experts) and ``expert_proba`` of
+        shape (n_cells, n_experts, n_classes), or (n_cells, n_experts) for
+        ``P(Y = 1)`` of a binary problem, as drawn by
+        :func:`finite_moe_populations` or returned by
+        :func:`skmoe.datasets.make_routing_shift`.
+
+    Returns
+    -------
+    group : ndarray of shape (n_cells,)
+        Consecutive configuration indices.
+
+    Examples
+    --------
+    >>> from skmoe.datasets import make_routing_shift
+    >>> from skmoe.testing import configuration_groups
+    >>> configuration_groups(make_routing_shift(n_pairs=2))
+    array([2, 0, 3, 1])
+    """
+    gate_proba = np.asarray(population["gate_proba"], dtype=np.float64)
+    expert_proba = np.asarray(population["expert_proba"], dtype=np.float64)
+    n_cells = gate_proba.shape[0]
+    keys = np.c_[gate_proba, expert_proba.reshape(n_cells, -1)]
+    _, group = np.unique(np.round(keys, LEVEL_DECIMALS), axis=0, return_inverse=True)
+    return group.ravel()
+
+
 def _shift_parts(population, shift):
     """Target cell probabilities and target ``P(Y | cell)`` of a shift."""
     proba_true = _class_proba(population["proba_true"], "proba_true")
@@ -296,10 +331,14 @@ def check_hard_routing_calibrated(
     both sides exactly:
 
     - the premise: the error of the routed prediction conditional on the routed
-      expert, on the source (``routed_view_error``), and the largest change the
-      shift makes to ``P(Y | expert, confidence level)`` over the groups the target
-      reaches (``premise_gap``; infinite when the target reaches a group the
-      source does not);
+      expert, on the source (``routed_view_error``), and the change the shift
+      makes to ``P(Y | expert, confidence level)`` (``premise_gap``: its mean over
+      the target's groups, weighted by their target probability, with the change
+      measured on the probability of the predicted class for top-label
+      calibration and in total variation for canonical calibration; infinite when
+      the target reaches a group the source does not). The target error is at
+      most ``premise_gap`` plus the routed experts' miscalibration on the
+      target's mix of groups, so zero premise terms give a zero target error;
     - the conclusion: the calibration error of the routed prediction on the source
       and on the target (``source_error``, ``target_error``).
 
@@ -382,8 +421,14 @@ got source_error=0, target_error=0.05, routed_view_error=0, premise_gap=0.05.
         group, target, _hit_proba(target_true, routed_proba, multiclass)
     )
     reached = target_mass > 0
-    change = np.abs(target_stat[reached] - source_stat[reached])
-    premise_gap = float(np.max(np.where(np.isnan(change), np.inf, change), initial=0.0))
+    # half the L1 distance: for one column (top-label), the absolute change
+    scale = 1.0 if source_stat.shape[1] == 1 else 0.5
+    change = scale * np.abs(target_stat[reached] - source_stat[reached]).sum(axis=1)
+    # weighted by the target's group masses: a group of mass 1e-300 holds a
+    # conditional probability with few significant bits and cannot move the error
+    premise_gap = float(
+        np.inf if np.isnan(change).any() else target_mass[reached] @ change
+    )
     report = Bunch(
         source_error=error(source, proba_true),
         target_error=error(target, target_true),

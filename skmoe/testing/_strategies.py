@@ -17,6 +17,7 @@ from skmoe.testing._checks import (
     _group_statistic,
     _hit_proba,
     _levels,
+    configuration_groups,
     premise_groups,
 )
 
@@ -378,7 +379,9 @@ def _relabel_group(draw, hit_mass, cells, selected, n_classes, calibration):
     return masses + (hit_mass[1] if hit_mass.size > 1 else 0.0) * other_mass
 
 
-def shifts_preserving(population, *, keep_proba_true=True, calibration=None):
+def shifts_preserving(
+    population, *, given="routed", keep_proba_true=True, calibration=None
+):
     """Strategy for shifts that keep ``P(Y | selected expert, its confidence)`` fixed.
 
     The cells of the population are grouped by (routed expert, confidence level of
@@ -404,16 +407,26 @@ def shifts_preserving(population, *, keep_proba_true=True, calibration=None):
     Every target with the premise arises from step 1 and 2 (or 3). Groups of the
     target have positive source mass.
 
+    With ``given="configuration"`` the groups are the cells' whole gate/expert
+    configurations (gate weights and every expert's probabilities, equal to 12
+    decimals) and the whole label distribution is kept in each: the shifts under
+    which the soft-routing counterexample is stated.
+
     Parameters
     ----------
     population : dict
         A population as drawn by :func:`finite_moe_populations`, or as returned by
         :func:`skmoe.datasets.make_routing_shift`.
+    given : {"routed", "configuration"}, default="routed"
+        What the kept label distribution is conditional on: the routed expert and
+        its confidence level (hard routing's premise), or the configuration.
     keep_proba_true : bool, default=True
         Keep ``P(Y | cell)``; otherwise draw a target one as well.
     calibration : {"top_label", "canonical"}, default=None
-        The statistic kept, as in :func:`calibration_error_exact`; by default the
-        population's ``calibration``, or ``"top_label"``.
+        The statistic kept with ``given="routed"``, as in
+        :func:`calibration_error_exact`; by default the population's
+        ``calibration``, or ``"top_label"``. ``given="configuration"`` keeps the
+        whole label distribution.
 
     Returns
     -------
@@ -440,7 +453,10 @@ def shifts_preserving(population, *, keep_proba_true=True, calibration=None):
     >>> test_hard_routing_survives_the_shift()
     """
     strategies = _hypothesis().strategies
-    if calibration is None:
+    _check_option(given, "given", {"routed", "configuration"})
+    if given == "configuration":
+        calibration = "canonical"
+    elif calibration is None:
         calibration = population.get("calibration", "top_label")
     _check_option(calibration, "calibration", {"top_label", "canonical"})
     routed_proba = _class_proba(population["routed_proba"], "routed_proba")
@@ -448,7 +464,10 @@ def shifts_preserving(population, *, keep_proba_true=True, calibration=None):
     source = np.asarray(population["source_proba"], dtype=np.float64)
     source = source / source.sum()
     n_cells, n_classes = proba_true.shape
-    group = premise_groups(population, multiclass=calibration)
+    if given == "configuration":
+        group = configuration_groups(population)
+    else:
+        group = premise_groups(population, multiclass=calibration)
     hit = _hit_proba(proba_true, routed_proba, calibration)
     statistic, group_mass = _group_statistic(group, source, hit)
     if calibration == "top_label" and n_classes > 2:
