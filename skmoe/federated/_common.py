@@ -8,7 +8,7 @@ from sklearn.utils.validation import column_or_1d
 def default_expert():
     """The expert used when none is given: linear, log loss, constant step 0.01."""
     return SGDClassifier(
-        loss="log_loss", learning_rate="constant", eta0=0.01, alpha=1e-4
+        loss="log_loss", learning_rate="constant", eta0=0.1, alpha=1e-4
     )
 
 

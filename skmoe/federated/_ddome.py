@@ -92,7 +92,7 @@ class DDOMEClassifier(
         parameters are ``coef_``/``intercept_`` (linear models) or
         ``coefs_``/``intercepts_`` (``MLPClassifier``), cloned per expert. None
         means ``SGDClassifier(loss="log_loss", learning_rate="constant",
-        eta0=0.01, alpha=1e-4)``; its ``eta0`` is the experts' learning rate.
+        eta0=0.1, alpha=1e-4)``; its ``eta0`` is the experts' learning rate.
     n_experts : int, default=5
     top_k : int, default=2
         Experts each non-anchor client trains and predicts with.

@@ -12,6 +12,7 @@ the arrays ``coef_`` and ``intercept_`` (linear models such as ``SGDClassifier``
 lists ``coefs_`` and ``intercepts_`` (``MLPClassifier``), flattened to a list of arrays.
 """
 
+import copy
 import warnings
 
 import numpy as np
@@ -121,11 +122,16 @@ def gate_log_proba(embedding, gate):
     return log_softmax(embedding @ coef.T + intercept, axis=1)
 
 
-def train_gate(embedding, targets, gate, *, learning_rate, batch_size, epochs, rng):
+def train_gate(
+    embedding, targets, gate, *, learning_rate, batch_size, epochs, rng, active=None
+):
     """Minibatch gradient descent on the soft-target cross-entropy of the gate.
 
     The gradient of ``-sum_k T_ik log softmax(z_i)_k`` with respect to ``z_i`` is
-    ``sum_k T_ik softmax(z_i) - T_i``, averaged over the minibatch.
+    ``sum_k T_ik softmax(z_i) - T_i``, averaged over the minibatch. With ``active``
+    (a boolean mask of experts) the softmax runs over the active experts only, as in
+    a top-k mixture that renormalises its selected weights: the other experts'
+    scores get no gradient.
     """
     coef, intercept = (np.array(a, dtype=np.float64) for a in gate)
     n_samples = embedding.shape[0]
@@ -134,6 +140,8 @@ def train_gate(embedding, targets, gate, *, learning_rate, batch_size, epochs, r
         for start in range(0, n_samples, batch_size):
             batch = order[start : start + batch_size]
             scores = embedding[batch] @ coef.T + intercept
+            if active is not None:
+                scores[:, ~active] = -np.inf
             residual = (
                 softmax(scores, axis=1) * targets[batch].sum(axis=1, keepdims=True)
                 - targets[batch]
@@ -197,11 +205,13 @@ def client_update(X, y, embedding, instruction, template):
     rng = np.random.RandomState(int(instruction["seed"]))
     n_classes = int(instruction["n_classes"])
     selected = [int(m) for m in instruction["experts"]]
+    # materialising costs a partial_fit; copies of one materialised expert do not
+    blank = materialise_expert(template, X.shape[1], n_classes, 0)
     experts = []
     for parameters in instruction["expert_parameters"]:
-        estimator = materialise_expert(
-            template, X.shape[1], n_classes, rng.randint(np.iinfo(np.int32).max)
-        )
+        estimator = copy.deepcopy(blank)
+        if "random_state" in estimator.get_params():
+            estimator.set_params(random_state=rng.randint(np.iinfo(np.int32).max))
         experts.append(set_expert_parameters(estimator, parameters))
     gate = (instruction["gate_coef"], instruction["gate_intercept"])
     anchor = int(instruction["anchor"])
@@ -218,6 +228,7 @@ def client_update(X, y, embedding, instruction, template):
             predicted = _routed_predictions(experts, X, routed)
             accuracy = float(np.mean(predicted == y))
         targets = np.zeros((X.shape[0], len(gate[1])))
+        active = None
         if anchor >= 0:
             # an anchor client pulls the gate toward its own expert, which it alone
             # trains here: this is what keeps the experts apart
@@ -226,6 +237,11 @@ def client_update(X, y, embedding, instruction, template):
         else:
             weights = softmax(log_gate + log_likelihood, axis=1)
             targets[:, selected] = weights
+            # the client's mixture renormalises over its selected experts, so it
+            # ranks them among themselves and leaves the other experts' scores to
+            # the clients that use them (and to the anchors)
+            active = np.zeros(len(gate[1]), dtype=bool)
+            active[selected] = True
         gate = train_gate(
             embedding,
             targets,
@@ -234,9 +250,14 @@ def client_update(X, y, embedding, instruction, template):
             batch_size=int(instruction["gate_batch_size"]),
             epochs=1,
             rng=rng,
+            active=active,
         )
         for j, estimator in enumerate(experts):
-            train_expert(estimator, X, y, sample_weight=weights[:, j], local_epochs=1)
+            # an expert none of whose samples this client routes to learns nothing
+            if weights[:, j].sum() > 0:
+                train_expert(
+                    estimator, X, y, sample_weight=weights[:, j], local_epochs=1
+                )
     return {
         "n_samples": int(X.shape[0]),
         "gate_coef": gate[0],
