@@ -14,10 +14,12 @@ from skmoe.federated._baselines import (
     LocalClassifier,
 )
 from skmoe.federated._ddome import DDOMEClassifier
+from skmoe.federated._flower import run_flower_simulation
 
 __all__ = [
     "DDOMEClassifier",
     "FedAvgClassifier",
     "FedProxClassifier",
     "LocalClassifier",
+    "run_flower_simulation",
 ]
