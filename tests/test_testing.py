@@ -422,6 +422,25 @@ def test_soft_routing_breaks_where_hard_routing_holds(target_weight):
 
 
 @settings(max_examples=40, deadline=None)
+@given(data=st.data(), given_groups=st.sampled_from(["routed", "configuration"]))
+def test_every_shift_of_make_routing_shift_keeps_hard_and_breaks_soft(
+    data, given_groups
+):
+    # every cell of make_routing_shift is its own group under either premise, so
+    # the strategy draws every reweighting of the cells; the soft mixture's error
+    # is then gap * sum_j |t(A_j) - t(B_j)|, zero only for balanced pairs
+    population = make_routing_shift(n_pairs=3, gap=0.1, gate_weight=0.7)
+    shift = data.draw(shifts_preserving(population, given=given_groups))
+    report = check_hard_routing_calibrated(population, shift)
+    assert report.target_error < EXACT
+    soft = calibration_error_exact(
+        population.mixture_proba, shift.proba_true, shift.target_proba
+    )
+    pairs = shift.target_proba.reshape(3, 2)
+    assert soft == pytest.approx(0.1 * np.abs(pairs[:, 0] - pairs[:, 1]).sum())
+
+
+@settings(max_examples=40, deadline=None)
 @given(data=st.data())
 def test_configuration_preserving_shifts_keep_p_y_given_configuration(data):
     population = data.draw(

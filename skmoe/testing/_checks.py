@@ -314,14 +314,14 @@ def _group_statistic(group, weights, hit):
     {
         "population": [dict],
         "shift": ["array-like", dict],
-        "multiclass": [StrOptions({"top_label", "canonical"})],
+        "multiclass": [StrOptions({"top_label", "canonical"}), None],
         "atol": [Interval(Real, 0, None, closed="left")],
         "require_premise": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
 def check_hard_routing_calibrated(
-    population, shift, *, multiclass="top_label", atol=1e-12, require_premise=True
+    population, shift, *, multiclass=None, atol=1e-12, require_premise=True
 ):
     """Check that hard routing is calibrated on a population and under a shift.
 
@@ -352,8 +352,9 @@ def check_hard_routing_calibrated(
         The target probability of every cell (``P(Y | cell)`` unchanged), or a
         dict with ``target_proba`` and optionally the target ``proba_true``, as
         drawn by :func:`shifts_preserving`.
-    multiclass : {"top_label", "canonical"}, default="top_label"
-        The notion of calibration, as in :func:`calibration_error_exact`.
+    multiclass : {"top_label", "canonical"}, default=None
+        The notion of calibration, as in :func:`calibration_error_exact`; by
+        default the population's ``calibration``, or ``"top_label"``.
     atol : float, default=1e-12
         Tolerance on every error and gap.
     require_premise : bool, default=True
@@ -400,6 +401,8 @@ def check_hard_routing_calibrated(
     AssertionError: Hard routing is miscalibrated on the target beyond atol=1e-12; \
 got source_error=0, target_error=0.05, routed_view_error=0, premise_gap=0.05.
     """
+    if multiclass is None:
+        multiclass = population.get("calibration", "top_label")
     routed_proba = _class_proba(population["routed_proba"], "routed_proba")
     proba_true = _class_proba(population["proba_true"], "proba_true")
     routed_expert = np.asarray(population["routed_expert"])
