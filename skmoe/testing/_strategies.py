@@ -191,7 +191,10 @@ def finite_moe_populations(
     from the prediction: an expert is calibrated on its view, not on each cell,
     and under top-label calibration cells of one group may even predict
     different classes. Every population whose experts are calibrated on their
-    views arises this way (take the groups to be the confidence levels).
+    views arises this way (take the groups to be the confidence levels), except
+    that under top-label calibration the entries below the top one are kept at a
+    margin from it, and a group whose confidence lies within 1e-9 of
+    ``1 / n_classes`` (without equalling it) is rejected: no strict argmax there.
 
     Parameters
     ----------
