@@ -469,6 +469,60 @@ def test_configuration_preserving_shifts_keep_p_y_given_configuration(data):
         )
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    population=finite_moe_populations(
+        n_classes=st.integers(2, 4), routing="soft", calibration="canonical"
+    )
+)
+def test_weighted_view_calibration_ties_disagreement_to_the_mixture(population):
+    """With every expert calibrated on its gate-weighted view,
+    sum_i P(i) sum_k r_k ||p_k - f||^2 = sum_i P(i) <f, P(Y | i) - f>: the
+    disagreement of the experts equals a calibration moment of the mixture f,
+    which is zero when f is calibrated. So a calibrated soft mixture of such
+    experts has experts that agree with it wherever the gate gives them weight."""
+    weights = population.source_proba
+    gap = population.expert_proba - population.mixture_proba[:, None, :]
+    disagreement = np.einsum("i,ik,ikc,ikc->", weights, population.gate_proba, gap, gap)
+    moment = np.einsum(
+        "i,ic,ic->",
+        weights,
+        population.mixture_proba,
+        population.proba_true - population.mixture_proba,
+    )
+    assert disagreement == pytest.approx(moment, abs=1e-12)
+
+
+def test_exact_soft_counterexample_with_weighted_view_calibrated_experts():
+    """A calibrated soft mixture of experts calibrated on their gate-weighted
+    views, broken by a shift that keeps P(Y | configuration). As the identity
+    above demands, its experts agree: only the gate tells the cells apart."""
+    proba_true = np.array([0.2, 0.4, 0.9])
+    gate = np.array([0.6, 0.2, 0.5])  # sum_i r_0(i) (P(Y=1|i) - 0.5) = 0
+    population = {
+        "source_proba": np.full(3, 1 / 3),
+        "gate_proba": np.c_[gate, 1 - gate],
+        "expert_proba": np.full((3, 2), 0.5),
+        "proba_true": proba_true,
+    }
+    for expert in range(2):
+        view = population["source_proba"] * population["gate_proba"][:, expert]
+        assert (
+            calibration_error_exact(
+                population["expert_proba"][:, expert], proba_true, view
+            )
+            < EXACT
+        )
+    mixture = np.full(3, 0.5)
+    source_error = calibration_error_exact(
+        mixture, proba_true, population["source_proba"]
+    )
+    assert source_error < EXACT
+    assert np.unique(configuration_groups(population)).size == 3
+    target = np.array([0.5, 0.5, 0.0])
+    assert calibration_error_exact(mixture, proba_true, target) == pytest.approx(0.2)
+
+
 def test_hypothesis_finds_soft_mixtures_that_a_shift_breaks():
     """Experts calibrated on their gate-weighted views, a shift that keeps
     P(Y | configuration), and the soft mixture's error grows by at least 0.05;
