@@ -521,6 +521,12 @@ def test_exact_soft_counterexample_with_weighted_view_calibrated_experts():
     assert np.unique(configuration_groups(population)).size == 3
     target = np.array([0.5, 0.5, 0.0])
     assert calibration_error_exact(mixture, proba_true, target) == pytest.approx(0.2)
+    # the mixture is the hard-routed model, whose experts are not calibrated on
+    # their routed views: the break lies outside the hard-routing theorem
+    population["routed_expert"] = np.argmax(population["gate_proba"], axis=1)
+    population["routed_proba"] = mixture
+    with pytest.raises(AssertionError, match="routed_view_error=0.0667"):
+        check_hard_routing_calibrated(population, target)
 
 
 def test_hypothesis_finds_soft_mixtures_that_a_shift_breaks():
