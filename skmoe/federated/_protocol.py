@@ -59,7 +59,9 @@ def materialise_expert(template, n_features, n_classes, seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         estimator.partial_fit(
-            np.zeros((1, n_features)), np.zeros(1, dtype=np.intp), np.arange(n_classes)
+            np.zeros((1, n_features)),
+            np.zeros(1, dtype=np.intp),
+            classes=np.arange(n_classes),
         )
     return estimator
 

@@ -1,0 +1,412 @@
+"""Tests of skmoe.federated: DDOME in-process and on Flower, the baselines, the faults.
+
+The data are the digits, split over clients that each hold a few labels (label skew),
+small enough that every fit takes a second or two.
+"""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression, SGDClassifier
+from sklearn.neural_network import MLPClassifier
+
+from skmoe.federated import (
+    DDOMEClassifier,
+    FedAvgClassifier,
+    FedProxClassifier,
+    LocalClassifier,
+    run_flower_simulation,
+)
+from skmoe.federated._protocol import aggregate, check_reply
+from skmoe.federated._server import choose_anchors
+
+FAST = {"n_rounds": 4, "clients_per_round": 5, "local_epochs": 1, "random_state": 0}
+
+
+def label_skewed_clients(n_clients, labels_per_client, seed):
+    """Client of each digit when each client holds ``labels_per_client`` labels."""
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.RandomState(seed)
+    label_sets = np.array(
+        [rng.choice(10, labels_per_client, replace=False) for _ in range(n_clients)]
+    )
+    label_sets[:5] = np.arange(10).reshape(5, 2)  # every label has an owner
+    client_ids = np.empty(y.shape[0], dtype=np.intp)
+    for label in range(10):
+        owners = np.flatnonzero((label_sets == label).any(axis=1))
+        rows = rng.permutation(np.flatnonzero(y == label))
+        client_ids[rows] = owners[np.arange(rows.shape[0]) % owners.shape[0]]
+    return X / 16.0, y, client_ids
+
+
+@pytest.fixture(scope="module")
+def clients():
+    X, y, client_ids = label_skewed_clients(12, 2, seed=0)
+    rng = np.random.RandomState(0)
+    split = rng.random_sample(y.shape[0])
+    train, test = split < 0.5, split > 0.8
+    return (X[train], y[train], client_ids[train], X[test], y[test], client_ids[test])
+
+
+@pytest.fixture(scope="module")
+def fitted(clients):
+    X, y, client_ids = clients[:3]
+    return DDOMEClassifier(n_experts=5, **FAST).fit(X, y, client_ids)
+
+
+def _same_model(a, b):
+    np.testing.assert_array_equal(a.gate_.coef_, b.gate_.coef_)
+    for expert_a, expert_b in zip(a.experts_, b.experts_, strict=True):
+        np.testing.assert_array_equal(expert_a.coef_, expert_b.coef_)
+
+
+# ------------------------------------------------------------------- DDOME basics
+def test_fitted_attributes_and_probabilities(fitted, clients):
+    X_test, _, test_ids = clients[3:]
+    proba = fitted.predict_proba(X_test, test_ids)
+    assert proba.shape == (X_test.shape[0], 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(fitted.classes_, np.arange(10))
+    assert len(fitted.history_) == FAST["n_rounds"]
+    assert len(fitted.experts_) == 5
+    # anchors bind distinct clients one-to-one to experts
+    assert sorted(fitted.anchors_.values()) == list(range(5))
+    assert set(fitted.client_experts_) == set(np.unique(clients[2]).tolist())
+    assert all(len(e) == fitted.top_k for e in fitted.client_experts_.values())
+    # the gate is a SoftmaxGate on the raw embedding
+    embedding = fitted.common_expert_.decision_function(X_test)
+    assert fitted.gate_.predict_proba(embedding).shape == (X_test.shape[0], 5)
+    # each sample is predicted by one of its client's top-k experts
+    chosen = fitted.predict_expert(X_test, test_ids)
+    for client, expert in zip(test_ids, chosen, strict=True):
+        assert expert in fitted.client_experts_[client.item()]
+
+
+def test_every_round_trains_only_top_k_experts_and_anchors_are_in_rounds(fitted):
+    for entry in fitted.history_:
+        # anchors train one expert, other clients top_k of them
+        assert entry["expert_usage"].sum() <= fitted.top_k * entry["n_replies"]
+        assert entry["expert_usage"].sum() >= entry["n_replies"]
+        anchors = set(fitted.anchors_)
+        n_anchors = sum(fitted.clients_[c].item() in anchors for c in entry["clients"])
+        assert n_anchors == round(fitted.anchor_fraction * FAST["clients_per_round"])
+
+
+def test_learns_far_better_than_chance(fitted, clients):
+    X_test, y_test, test_ids = clients[3:]
+    assert fitted.score(X_test, y_test, test_ids) > 0.5  # chance: 0.1
+    assert fitted.history_[-1]["accuracy"] > fitted.history_[0]["accuracy"]
+
+
+def test_same_seed_same_model_other_seed_other_model(fitted, clients):
+    X, y, client_ids = clients[:3]
+    again = DDOMEClassifier(n_experts=5, **FAST).fit(X, y, client_ids)
+    _same_model(fitted, again)
+    assert [h["clients"] for h in again.history_] == [
+        h["clients"] for h in fitted.history_
+    ]
+    other = DDOMEClassifier(n_experts=5, **{**FAST, "random_state": 1}).fit(
+        X, y, client_ids
+    )
+    assert not np.array_equal(other.gate_.coef_, fitted.gate_.coef_)
+
+
+def test_user_estimators_and_data_are_left_alone(clients):
+    X, y, client_ids = clients[:3]
+    X_before, y_before, ids_before = X.copy(), y.copy(), client_ids.copy()
+    expert = SGDClassifier(loss="log_loss", learning_rate="constant", eta0=0.1)
+    common = LogisticRegression(max_iter=500).fit(X, y)
+    coef_before = common.coef_.copy()
+    model = DDOMEClassifier(common, expert=expert, n_experts=3, **FAST)
+    model.fit(X, y, client_ids)
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
+    np.testing.assert_array_equal(client_ids, ids_before)
+    assert not hasattr(expert, "coef_")  # cloned, never fitted
+    assert model.common_expert_ is common  # frozen, used as given
+    np.testing.assert_array_equal(common.coef_, coef_before)
+    assert model.embedding_method_ == "decision_function"
+
+
+def test_unfitted_common_expert_is_fitted_on_the_server_split(clients):
+    X, y, client_ids = clients[:3]
+    common = LogisticRegression(max_iter=500)
+    model = DDOMEClassifier(common, n_experts=3, embedding="predict_proba", **FAST)
+    model.fit(X, y, client_ids)
+    assert not hasattr(common, "coef_")
+    assert model.common_expert_ is not common
+    assert model.gate_.n_features_in_ == 10
+
+
+def test_anchor_mapping_is_used(clients):
+    X, y, client_ids = clients[:3]
+    anchors = {0: 2, 1: 0, 2: 1}
+    model = DDOMEClassifier(n_experts=3, anchors=anchors, **FAST).fit(X, y, client_ids)
+    assert model.anchors_ == anchors
+
+
+@pytest.mark.parametrize(
+    "anchors, message",
+    [({0: 0, 1: 0}, "one-to-one"), ({0: 7}, "one-to-one"), ({999: 0}, "no data")],
+)
+def test_bad_anchors_are_clear_errors(clients, anchors, message):
+    X, y, client_ids = clients[:3]
+    with pytest.raises(ValueError, match=message):
+        DDOMEClassifier(n_experts=3, anchors=anchors, **FAST).fit(X, y, client_ids)
+
+
+def test_automatic_anchors_have_distinct_label_sets():
+    label_counts = np.array(
+        [[5, 5, 0, 0], [4, 6, 0, 0], [0, 0, 5, 5], [0, 5, 5, 0], [5, 0, 0, 5]]
+    )
+    chosen = choose_anchors(label_counts, 3)
+    assert len(set(chosen)) == 3
+    # the two clients with the same labels are never both anchors
+    assert not {0, 1} <= set(chosen)
+
+
+def test_mlp_experts_can_be_averaged(clients):
+    X, y, client_ids = clients[:3]
+    expert = MLPClassifier(
+        hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=0.1, random_state=0
+    )
+    model = DDOMEClassifier(expert=expert, n_experts=3, **FAST).fit(X, y, client_ids)
+    assert model.experts_[0].coefs_[0].shape == (64, 16)
+    assert model.score(*clients[3:]) > 0.3
+
+
+def test_client_ids_are_checked(clients):
+    X, y, client_ids = clients[:3]
+    with pytest.raises(ValueError, match="entries for"):
+        DDOMEClassifier(**FAST).fit(X, y, client_ids[:-1])
+    with pytest.raises(ValueError, match="top_k"):
+        DDOMEClassifier(n_experts=2, top_k=3, **FAST).fit(X, y, client_ids)
+
+
+def test_verbose_prints_one_line_per_round(clients, capsys):
+    X, y, client_ids = clients[:3]
+    DDOMEClassifier(n_experts=3, verbose=1, **{**FAST, "n_rounds": 2}).fit(
+        X, y, client_ids
+    )
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("round 1/2")
+
+
+# ------------------------------------------------------------------ zero-shot
+def test_unseen_clients_route_zero_shot_to_the_experts_of_their_labels():
+    """A client never seen in training, holding the labels of one anchor, is routed
+    (without labels) to that anchor's expert far more often than by chance."""
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    pairs = np.arange(10).reshape(5, 2)
+    client_ids = np.searchsorted(pairs[:, 1], y)  # client c holds labels 2c, 2c+1
+    rng = np.random.RandomState(0)
+    unseen = rng.random_sample(y.shape[0]) < 0.3
+    model = DDOMEClassifier(
+        n_experts=5, top_k=1, n_rounds=8, clients_per_round=5, random_state=0
+    ).fit(X[~unseen], y[~unseen], client_ids[~unseen])
+    hits = []
+    for client, expert in model.anchors_.items():
+        rows = unseen & (client_ids == client)
+        new_ids = np.full(rows.sum(), f"new-{client}")
+        routed = model.predict_expert(X[rows], new_ids)
+        hits.append(np.mean(routed == expert))
+    assert np.mean(hits) > 0.8  # chance: 0.2
+    new_ids = np.array([f"new-{c}" for c in client_ids[unseen]])
+    assert model.score(X[unseen], y[unseen], new_ids) > 0.85
+    # no client ids at all: X is one unseen client
+    assert model.predict(X[unseen][:5]).shape == (5,)
+
+
+# -------------------------------------------------------------------- faults
+class PoisonedSGD(SGDClassifier):
+    """An SGD expert that returns NaN coefficients after seeing a marked sample."""
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        super().partial_fit(X, y, classes=classes, sample_weight=sample_weight)
+        if np.any(X[:, 0] > 100):
+            self.coef_ = np.full_like(self.coef_, np.nan)
+        return self
+
+
+def _poisoned_clients(clients, poisoned_client=3):
+    X, y, client_ids = (a.copy() for a in clients[:3])
+    X[client_ids == poisoned_client, 0] = 1000.0
+    return X, y, client_ids
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        DDOMEClassifier(n_experts=3, **FAST),
+        FedAvgClassifier(**FAST),
+        FedProxClassifier(**FAST),
+    ],
+    ids=["DDOME", "FedAvg", "FedProx"],
+)
+def test_non_finite_replies_are_rejected_and_counted(clients, model):
+    X, y, client_ids = _poisoned_clients(clients)
+    expert = PoisonedSGD(loss="log_loss", learning_rate="constant", eta0=0.1)
+    name = "expert" if isinstance(model, DDOMEClassifier) else "estimator"
+    model = clone(model).set_params(
+        **{name: expert, "n_rounds": 10, "clients_per_round": 10}
+    )
+    model.fit(X, y, client_ids)
+    rejected = [r for h in model.history_ for r in h["rejected"].items()]
+    assert rejected and all(reason == "not finite" for _, reason in rejected)
+    assert sum(h["n_rejected"] for h in model.history_) == len(rejected)
+    experts = getattr(model, "experts_", [getattr(model, "estimator_", None)])
+    assert all(np.all(np.isfinite(e.coef_)) for e in experts)
+    assert np.isfinite(model.predict_proba(X[client_ids != 3][:20])).all()
+
+
+def _reply_and_state():
+    state = {
+        "n_classes": 3,
+        "gate": [np.zeros((2, 4)), np.zeros(2)],
+        "experts": [[np.zeros((3, 5)), np.zeros(3)], [np.ones((3, 5)), np.ones(3)]],
+    }
+    reply = {
+        "n_samples": 10,
+        "gate_coef": np.ones((2, 4)),
+        "gate_intercept": np.ones(2),
+        "experts": np.array([1]),
+        "expert_parameters": [[np.full((3, 5), 3.0), np.full(3, 3.0)]],
+        "classes": np.arange(3),
+    }
+    return reply, state
+
+
+@pytest.mark.parametrize(
+    "corrupt, reason",
+    [
+        (lambda r: r.update(gate_coef=np.ones((2, 5))), "wrong shape"),
+        (lambda r: r["expert_parameters"][0].pop(), "wrong shape"),
+        (lambda r: r["gate_intercept"].__setitem__(0, np.inf), "not finite"),
+        (
+            lambda r: r["expert_parameters"][0][0].__setitem__((0, 0), np.nan),
+            "not finite",
+        ),
+        (lambda r: r.update(classes=np.arange(2)), "wrong classes"),
+        (lambda r: r.update(experts=np.array([0])), "wrong experts"),
+        (lambda r: r.pop("gate_coef"), "malformed"),
+        (lambda r: r.update(n_samples=0), "malformed"),
+    ],
+)
+def test_check_reply_names_what_is_wrong(corrupt, reason):
+    reply, state = _reply_and_state()
+    assert check_reply(reply, state, [1]) is None
+    corrupt(reply)
+    assert check_reply(reply, state, [1]) == reason
+
+
+def test_aggregate_weights_by_samples_and_touches_only_trained_experts():
+    reply, state = _reply_and_state()
+    other = {**reply, "n_samples": 30, "gate_coef": np.full((2, 4), 5.0)}
+    new = aggregate([reply, other], state)
+    np.testing.assert_allclose(new["gate"][0], (10 * 1 + 30 * 5) / 40)
+    np.testing.assert_array_equal(new["experts"][0][0], 0.0)  # nobody trained it
+    np.testing.assert_allclose(new["experts"][1][0], 3.0)
+    assert aggregate([], state) is state
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        DDOMEClassifier(n_experts=3, dropout_rate=0.5, **FAST),
+        FedAvgClassifier(dropout_rate=0.5, **FAST),
+    ],
+    ids=["DDOME", "FedAvg"],
+)
+def test_dropouts_are_survived_and_counted(clients, model):
+    X, y, client_ids = clients[:3]
+    model = clone(model).set_params(n_rounds=8).fit(X, y, client_ids)
+    dropped = [h["n_dropped"] for h in model.history_]
+    assert sum(dropped) > 0
+    for h in model.history_:
+        assert h["n_dropped"] + h["n_replies"] == len(h["clients"])
+    assert model.score(*clients[3:]) > 0.2  # chance: 0.1
+
+
+def test_everyone_dropping_out_leaves_the_initial_model(clients):
+    X, y, client_ids = clients[:3]
+    model = DDOMEClassifier(n_experts=3, dropout_rate=0.999, **FAST).fit(
+        X, y, client_ids
+    )
+    assert all(h["n_replies"] == 0 for h in model.history_)
+    assert model.predict(X[:3], client_ids[:3]).shape == (3,)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        DDOMEClassifier(n_experts=3, **FAST),
+        FedAvgClassifier(**FAST),
+        FedProxClassifier(**FAST),
+        LocalClassifier(),
+    ],
+    ids=["DDOME", "FedAvg", "FedProx", "local"],
+)
+def test_single_class_and_tiny_clients_work(clients, model):
+    X, y, client_ids = (a.copy() for a in clients[:3])
+    # client 100 holds one sample, client 101 holds three samples of one class
+    client_ids[:1] = 100
+    ones = np.flatnonzero(y == 1)[:3]
+    client_ids[ones] = 101
+    model = clone(model).fit(X, y, client_ids)
+    proba = model.predict_proba(X[ones], client_ids[ones])
+    assert np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+# ----------------------------------------------------------------- baselines
+def test_local_models_serve_their_clients_and_average_for_unseen(clients):
+    X, y, client_ids, X_test, y_test, test_ids = clients
+    model = LocalClassifier().fit(X, y, client_ids)
+    assert model.score(X_test, y_test, test_ids) > 0.9
+    unseen = model.predict_proba(X_test[:5], np.full(5, -1))
+    np.testing.assert_allclose(unseen.sum(axis=1), 1.0)
+
+
+def test_fedprox_with_zero_mu_is_fedavg(clients):
+    X, y, client_ids = clients[:3]
+    fedavg = FedAvgClassifier(**FAST).fit(X, y, client_ids)
+    fedprox = FedProxClassifier(proximal_mu=0.0, **FAST).fit(X, y, client_ids)
+    np.testing.assert_array_equal(fedavg.estimator_.coef_, fedprox.estimator_.coef_)
+    pulled = FedProxClassifier(proximal_mu=10.0, **FAST).fit(X, y, client_ids)
+    # a strong pull keeps the model closer to where each round started
+    assert np.linalg.norm(pulled.estimator_.coef_) < np.linalg.norm(
+        fedavg.estimator_.coef_
+    )
+
+
+@pytest.mark.slow
+def test_ddome_beats_fedavg_on_label_skewed_digits():
+    """Measured, not assumed: see benchmarks/README_federated.md for the figures."""
+    X, y, client_ids = label_skewed_clients(30, 2, seed=1)
+    rng = np.random.RandomState(1)
+    test = rng.random_sample(y.shape[0]) < 0.3
+    args = (X[~test], y[~test], client_ids[~test])
+    common = {"n_rounds": 30, "clients_per_round": 10, "random_state": 0}
+    ddome = DDOMEClassifier(n_experts=5, **common).fit(*args)
+    fedavg = FedAvgClassifier(**common).fit(*args)
+    ddome_accuracy = ddome.score(X[test], y[test], client_ids[test])
+    fedavg_accuracy = fedavg.score(X[test], y[test], client_ids[test])
+    assert ddome_accuracy > fedavg_accuracy
+
+
+# -------------------------------------------------------------------- Flower
+# the engine (Ray) warns about its own future defaults; not ours to fix
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
+def test_flower_simulation_gives_the_in_process_model(clients):
+    pytest.importorskip("flwr", reason="flwr is not installed (skmoe[federated])")
+    pytest.importorskip("ray", reason="Flower's simulation engine needs ray")
+    X, y, client_ids = (a[:300] for a in clients[:3])
+    params = {"n_experts": 3, "n_rounds": 2, "clients_per_round": 4, "random_state": 0}
+    in_process = DDOMEClassifier(**params).fit(X, y, client_ids)
+    on_flower = run_flower_simulation(DDOMEClassifier(**params), X, y, client_ids)
+    np.testing.assert_allclose(on_flower.gate_.coef_, in_process.gate_.coef_)
+    for a, b in zip(on_flower.experts_, in_process.experts_, strict=True):
+        np.testing.assert_allclose(a.coef_, b.coef_)
+    assert on_flower.anchors_ == in_process.anchors_
