@@ -379,7 +379,7 @@ def _relabel_group(draw, hit_mass, cells, selected, n_classes, calibration):
     # move the zero column to the selected class of each cell
     for row, chosen in enumerate(selected):
         other_mass[row] = np.roll(other_mass[row], chosen)
-    return masses + (hit_mass[1] if hit_mass.size > 1 else 0.0) * other_mass
+    return masses + hit_mass[1] * other_mass
 
 
 def shifts_preserving(
