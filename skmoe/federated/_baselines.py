@@ -74,8 +74,8 @@ class FedAvgClassifier(
 
     See Also
     --------
-    DDOMEClassifier : a mixture of experts over the same clients.
-    FedProxClassifier : FedAvg with a proximal pull toward the shared model.
+    skmoe.federated.DDOMEClassifier : a mixture of experts over the same clients.
+    skmoe.federated.FedProxClassifier : FedAvg with a proximal pull.
 
     Examples
     --------
@@ -267,7 +267,7 @@ class FedProxClassifier(FedAvgClassifier):
 
     See Also
     --------
-    FedAvgClassifier : the same without the pull.
+    skmoe.federated.FedAvgClassifier : the same without the pull.
 
     References
     ----------
@@ -339,7 +339,7 @@ class LocalClassifier(
 
     See Also
     --------
-    DDOMEClassifier : experts shared between clients.
+    skmoe.federated.DDOMEClassifier : experts shared between clients.
 
     Examples
     --------

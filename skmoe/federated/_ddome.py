@@ -60,7 +60,8 @@ class DDOMEClassifier(
 
     The data stay with their *clients* (``client_ids`` says which sample belongs to
     whom); by default the federation is simulated in this process, and the same
-    client and server functions run on Flower (:func:`run_flower_simulation`).
+    client and server functions run on Flower
+    (:func:`skmoe.federated.run_flower_simulation`).
 
     A frozen *common expert* embeds each client's data once. A softmax gate on that
     embedding scores ``n_experts`` experts. Every round the server picks
@@ -153,8 +154,8 @@ default="auto"
 
     See Also
     --------
-    FedAvgClassifier : one model averaged over all clients.
-    LocalClassifier : one model per client.
+    skmoe.federated.FedAvgClassifier : one model averaged over all clients.
+    skmoe.federated.LocalClassifier : one model per client.
 
     References
     ----------

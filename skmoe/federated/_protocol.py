@@ -2,7 +2,7 @@
 
 Everything that crosses the network is a plain dictionary of numbers and NumPy arrays
 (an *instruction* from the server, a *reply* from a client), so the same functions run
-in-process (:mod:`skmoe.federated._simulation`) and inside Flower's ``ClientApp`` and
+in-process (:mod:`skmoe.federated._server`) and inside Flower's ``ClientApp`` and
 ``ServerApp`` (:mod:`skmoe.federated._flower`), and give the same model with the same
 seed. A client function reads only its own data and the instruction; a server function
 reads only replies and the server's state.
