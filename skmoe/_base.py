@@ -2,8 +2,9 @@
 
 :class:`BaseMixtureOfExperts` holds what the classifier and the regressor share: the
 parameters and their validation, the initialisation of the responsibilities, the EM loop
-(soft, hard or top-k) in log space with restarts and warm starts, the M-step that fits
-the experts (in parallel through joblib) and the gate, and the routing at predict time.
+(soft, hard or top-k) in log space with restarts and warm starts, optionally on
+adversarial sample weights after a warm-up, the M-step that fits the experts (in
+parallel through joblib) and the gate, and the routing at predict time.
 A subclass says how an expert is fitted on weighted data and how likely an expert finds
 the observed targets (:meth:`_expert_log_likelihood`).
 """
@@ -36,6 +37,7 @@ from sklearn.utils.validation import (
 )
 
 from skmoe.gating import SoftmaxGate
+from skmoe.reweighting import AdversarialReweighting, effective_sample_size
 
 # Responsibilities below this fraction of an expert's largest one are dropped from its
 # weighted fit: they do not change the fit measurably and keeping them makes tree and
@@ -44,6 +46,13 @@ _MIN_RELATIVE_WEIGHT = 1e-8
 # log of the smallest normal float: a zero likelihood becomes this, never -inf, so that
 # log-sum-exp stays finite when every expert gives a sample probability zero.
 _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
+# Adversarial weights are floored at this fraction of the largest one: a tilt with a
+# huge eta would otherwise give most samples a weight of exactly zero, and experts
+# that lose every sample cannot be refitted.
+_MIN_ADVERSARIAL_WEIGHT = 1e-6
+# Thresholds of the filtered reweighting's routing-relevant samples (DESIGN.md).
+_REGRET_THRESHOLD = 1e-6
+_DISAGREEMENT_THRESHOLD = 0.01
 
 
 def _fit_estimator(estimator, X, y, sample_weight, fit_params):
@@ -142,6 +151,11 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "n_jobs": [None, Integral],
+        "reweighting": [
+            None,
+            StrOptions({"adversarial", "adversarial_filtered"}),
+            AdversarialReweighting,
+        ],
     }
 
     @abstractmethod
@@ -161,6 +175,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         random_state=None,
         verbose=0,
         n_jobs=None,
+        reweighting=None,
     ):
         self.expert = expert
         self.n_experts = n_experts
@@ -175,6 +190,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         self.random_state = random_state
         self.verbose = verbose
         self.n_jobs = n_jobs
+        self.reweighting = reweighting
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -198,6 +214,14 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
     def _before_em(self, X, y, weights):
         """Compute what every initialisation shares (validated data and weights)."""
+
+    def _after_em(self, X, y, weights, templates, expert_weights, random_state):
+        """Finish the fitted model; ``expert_weights`` (n, K) are the weights each
+        final expert was fitted with."""
+
+    def _expert_disagreement(self, X, routing_weights):
+        """Per-sample spread of the experts' predictions around the mixture's."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------- validation
     def _expert_templates(self):
@@ -267,8 +291,13 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         n_samples = X.shape[0]
         self._check_sizes(n_samples, n_experts)
         self._check_weight_support(
-            templates, needs_weights=self.routing != "hard" or sample_weight is not None
+            templates,
+            needs_weights=self.routing != "hard"
+            or sample_weight is not None
+            or self.reweighting is not None,
         )
+        if isinstance(self.reweighting, AdversarialReweighting):
+            self.reweighting._validate_params()  # fail before EM, not after warm-up
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         if sample_weight is None:
@@ -301,11 +330,18 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                     X, weights, n_experts, random_state
                 )
                 self.gate_ = _seeded(self._new_gate(), random_state)
-            state = self._run_em(X, y, weights, templates, responsibilities, init_index)
+            state = self._run_em(
+                X, y, weights, templates, responsibilities, init_index, random_state
+            )
             if best is None or state["lower_bound_"] > best["lower_bound_"]:
                 best = state
+        expert_weights = best.pop("_expert_weights")
+        for name in ("adversarial_weights_", "effective_sample_sizes_"):
+            if name not in best and hasattr(self, name):
+                delattr(self, name)  # from an earlier fit with reweighting
         for name, value in best.items():
             setattr(self, name, value)
+        self._after_em(X, y, weights, templates, expert_weights, random_state)
         del self._expert_fit_params
         if not self.converged_:
             warnings.warn(
@@ -367,9 +403,27 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             responsibilities[np.arange(n_samples), labels] = 1.0
         return responsibilities
 
-    def _run_em(self, X, y, weights, templates, responsibilities, init_index):
-        """Alternate M- and E-steps from ``responsibilities`` (None: current model)."""
-        lower_bounds = []
+    def _reweighting(self):
+        """The reweighting object, or None."""
+        if self.reweighting is None or isinstance(
+            self.reweighting, AdversarialReweighting
+        ):
+            return self.reweighting
+        return AdversarialReweighting(filtered=self.reweighting.endswith("filtered"))
+
+    def _run_em(
+        self, X, y, weights, templates, responsibilities, init_index, random_state
+    ):
+        """Alternate M- and E-steps from ``responsibilities`` (None: current model).
+
+        With reweighting, the M-steps use ``fit_weights`` = the data weights tilted
+        by the adversarial weights of the previous E-step, once the warm-up is over.
+        """
+        reweighting = self._reweighting()
+        n_warmup = 0 if reweighting is None else reweighting._n_warmup(self.max_iter)
+        tilting = False
+        fit_weights = weights
+        lower_bounds, effective_sizes = [], []
         converged = False
         if responsibilities is None:
             log_joint = self._log_joint(X, y)
@@ -378,31 +432,81 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         n_iter = 0
         for n_iter in range(1, self.max_iter + 1):
             tic = perf_counter()
-            self._m_step(X, y, weights, templates, responsibilities)
-            log_joint = self._log_joint(X, y)
-            responsibilities, lower_bound = self._e_step(log_joint, weights)
+            self._m_step(X, y, fit_weights, templates, responsibilities)
+            expert_weights = responsibilities * fit_weights[:, None]
+            log_gate = self._log_gate(X)
+            log_likelihood = self._expert_log_likelihood(X, y)
+            log_joint = log_gate + log_likelihood
+            responsibilities, lower_bound = self._e_step(log_joint, fit_weights)
             lower_bounds.append(lower_bound)
             if self.verbose:
                 print(
                     f"init {init_index} iteration {n_iter}: lower bound "
                     f"{lower_bound:.6f} ({perf_counter() - tic:.2f}s)"
                 )
-            if abs(lower_bound - previous) < self.tol:
+            settled = abs(lower_bound - previous) < self.tol
+            previous = lower_bound
+            if reweighting is not None:
+                effective_sizes.append(effective_sample_size(fit_weights))
+                if not tilting and (settled or n_iter >= n_warmup):
+                    # the warm-up ends: the tilted objective is a new one
+                    tilting, settled, previous = True, False, -np.inf
+                if tilting:
+                    fit_weights = self._adversarial_weights(
+                        X, log_gate, log_likelihood, weights, reweighting, random_state
+                    )
+            if settled:
                 converged = True
                 break
-            previous = lower_bound
         if self.verbose:
             status = "converged" if converged else "did not converge"
             print(f"init {init_index} {status} after {n_iter} iterations.")
-        return {
+        state = {
             "experts_": self.experts_,
             "gate_": self.gate_,
             "n_iter_": n_iter,
             "converged_": converged,
             "lower_bound_": lower_bounds[-1],
             "lower_bounds_": np.asarray(lower_bounds),
+            "_expert_weights": expert_weights,
             **self._extra_state(),
         }
+        if reweighting is not None:
+            # the weights the final experts and gate were fitted with
+            used = expert_weights.sum(axis=1)
+            state["adversarial_weights_"] = used / used.sum()
+            state["effective_sample_sizes_"] = np.asarray(effective_sizes)
+        return state
+
+    def _sample_losses(self, log_gate, log_likelihood):
+        """Per-sample loss of the mixture under its routing, ``-log f(y_i | x_i)``."""
+        if self.routing == "hard":
+            selected = np.argmax(log_gate, axis=1)
+            rows = np.arange(log_gate.shape[0])
+            return -log_likelihood[rows, selected]
+        return -logsumexp(log_gate + log_likelihood, axis=1)
+
+    def _adversarial_weights(
+        self, X, log_gate, log_likelihood, weights, reweighting, random_state
+    ):
+        """Data weights times the adversarial weights, rescaled to the data's total."""
+        losses = self._sample_losses(log_gate, log_likelihood)
+        relevant = None
+        if reweighting.filtered:
+            regret = losses + log_likelihood.max(axis=1)
+            relevant = regret > _REGRET_THRESHOLD
+            if self.routing != "hard":
+                routing_weights = np.exp(log_gate)
+                disagreement = self._expert_disagreement(X, routing_weights)
+                relevant |= disagreement > _DISAGREEMENT_THRESHOLD
+        tilt = reweighting.compute_weights(
+            losses, weights, relevant=relevant, random_state=random_state
+        )
+        positive = weights > 0
+        tilt[positive] = np.maximum(
+            tilt[positive], _MIN_ADVERSARIAL_WEIGHT * tilt.max()
+        )
+        return weights.sum() * tilt / tilt.sum()
 
     def _extra_state(self):
         return {}
@@ -424,16 +528,26 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             lower_bound = float(weights @ log_norm / total)
         return _reseed_empty(responsibilities, weights, fit_quality), lower_bound
 
+    def _weighted_view(self, column, candidates=None):
+        """The rows an expert is fitted on and their weights (None: all equal)."""
+        if candidates is not None:
+            column = column[candidates]
+        keep = column > _MIN_RELATIVE_WEIGHT * column.max()
+        rows = np.flatnonzero(keep)
+        sample_weight = column[rows]
+        if candidates is not None:
+            rows = candidates[rows]
+        if rows.size == 0:
+            return rows, None
+        if self.routing == "hard" and np.all(sample_weight == sample_weight[0]):
+            sample_weight = None  # lets experts without sample_weight serve
+        return rows, sample_weight
+
     def _m_step(self, X, y, weights, templates, responsibilities):
         expert_weights = responsibilities * weights[:, None]
         jobs = []
         for k, template in enumerate(templates):
-            column = expert_weights[:, k]
-            keep = column > _MIN_RELATIVE_WEIGHT * column.max()
-            rows = np.flatnonzero(keep)
-            sample_weight = column[rows]
-            if self.routing == "hard" and np.all(sample_weight == sample_weight[0]):
-                sample_weight = None  # lets experts without sample_weight serve
+            rows, sample_weight = self._weighted_view(expert_weights[:, k])
             jobs.append((k, template, rows, sample_weight))
         fitted = Parallel(n_jobs=self.n_jobs)(
             delayed(self._fit_one)(k, template, X, y, rows, sample_weight)
@@ -443,12 +557,14 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         self._after_m_step(X, y, expert_weights)
         self._fit_gate(X, responsibilities, weights)
 
-    def _fit_one(self, index, template, X, y, rows, sample_weight):
+    def _fit_one(self, index, template, X, y, rows, sample_weight, warm=True):
         X_view, y_view = X[rows], y[rows]
         fallback = self._fit_expert_fallback(index, X_view, y_view, sample_weight)
         if fallback is not None:
             return fallback
-        estimator = self._warm_expert(index, template, y_view)
+        estimator = (
+            self._warm_expert(index, template, y_view) if warm else clone(template)
+        )
         return _fit_estimator(
             estimator, X_view, y_view, sample_weight, self._expert_fit_params
         )

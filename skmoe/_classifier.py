@@ -1,13 +1,20 @@
 """MixtureOfExpertsClassifier: a gate routes each sample to classifier experts."""
 
 import numpy as np
+from joblib import Parallel, delayed
 from sklearn.base import ClassifierMixin
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
 from skmoe._base import _LOG_TINY, BaseMixtureOfExperts
+from skmoe.calibration import ProbabilityCalibrator
+
+# Folds of the cross-fitting behind expert_calibration.
+_CALIBRATION_FOLDS = 5
 
 
 def _aligned_proba(expert, X, n_classes):
@@ -87,13 +94,45 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     n_jobs : int, default=None
         Experts fitted in parallel through joblib (``None``: 1 unless in a
         :func:`joblib.parallel_backend` context; ``-1``: all processors).
+    reweighting : {"adversarial", "adversarial_filtered"}, \
+            AdversarialReweighting or None, default=None
+        Train against adversarial sample weights (KL-DRO): after a warm-up, each
+        M-step refits expert ``k`` with ``sample_weight = W q_i h_ik`` and the gate
+        with ``W q_i``, where ``q`` are the weights
+        :class:`~skmoe.reweighting.AdversarialReweighting` computes from the
+        per-sample losses of the current mixture, ``L_i = -log sum_k r_k(x_i)
+        p_k(y_i | x_i)`` (for hard routing, ``-log p_s(y_i | x_i)`` of the selected
+        expert ``s``), tilting the user's ``sample_weight`` ``w`` (``q ∝ w exp(eta L)``
+        inside minibatches, with the default divergence bound), and ``W = sum w``.
+        ``"adversarial"`` means ``AdversarialReweighting()``,
+        ``"adversarial_filtered"`` ``AdversarialReweighting(filtered=True)``, whose
+        routing-relevant samples are those with mixture regret
+        ``L_i - min_k(-log p_k(y_i | x_i)) > 1e-6`` or expert disagreement
+        ``sum_k r_k(x_i) ||p_k(x_i) - f(x_i)||^2 > 0.01``. ``None``: plain EM.
+        Needs experts whose ``fit`` accepts ``sample_weight``.
+    expert_calibration : {"temperature", "sigmoid", "isotonic"} or None, \
+            default=None
+        Calibrate every expert on its routed view after EM, with cross-fitting: the
+        samples are cut into 5 folds; for each fold and expert a fresh copy of the
+        expert is fitted on the other folds with the weights the final expert was
+        fitted with (its responsibilities), and predicts the fold. A
+        :class:`~skmoe.calibration.ProbabilityCalibrator` per expert is then fitted
+        on these out-of-fold probabilities with the routing weights as sample
+        weights: under hard routing the samples the gate sends to the expert, under
+        soft and top-k routing every sample weighted by ``w_i r_k(x_i)``, the weight
+        the expert gets at prediction. The final expert is the one fitted on all its
+        data; its predictions go through the map. ``None``: no calibration.
 
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
         Class labels.
     experts_ : list of estimators
-        The fitted experts; their ``classes_`` index into ``classes_``.
+        The fitted experts, without their calibration maps; their ``classes_`` index
+        into ``classes_``.
+    expert_calibrators_ : list of ProbabilityCalibrator or None
+        The calibration map of each expert (``None`` for an expert the gate never
+        selects); only with ``expert_calibration`` set.
     gate_ : classifier
         The fitted gate.
     n_iter_ : int
@@ -102,9 +141,18 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Whether the best initialisation converged.
     lower_bound_ : float
         Weighted mean log-likelihood of the training data at the end of the best
-        initialisation (for hard routing, the classification log-likelihood).
+        initialisation (for hard routing, the classification log-likelihood). With
+        ``reweighting``, the weights are those of the last M-step, ``w q``: the
+        tilted objective that M-step increased, not the plain likelihood.
     lower_bounds_ : ndarray of shape (n_iter_,)
         The likelihood after each iteration of the best initialisation.
+    adversarial_weights_ : ndarray of shape (n_samples,)
+        The weights ``w q`` the final experts and gate were fitted with, normalised
+        to sum one; only with ``reweighting``.
+    effective_sample_sizes_ : ndarray of shape (n_iter_,)
+        Kish's effective sample size ``(sum v)^2 / sum v^2`` of the weights ``v`` of
+        each M-step (``n_samples`` during an unweighted warm-up); only with
+        ``reweighting``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -132,6 +180,15 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     (2, 3)
     >>> moe.predict_gate_proba(X[:2]).shape
     (2, 2)
+
+    Hard routing with experts calibrated on the samples routed to them:
+
+    >>> calibrated = MixtureOfExpertsClassifier(
+    ...     n_experts=2, routing="hard", expert_calibration="temperature",
+    ...     random_state=0,
+    ... ).fit(X, y)
+    >>> len(calibrated.expert_calibrators_)
+    2
     """
 
     def __init__(
@@ -150,7 +207,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         random_state=None,
         verbose=0,
         n_jobs=None,
+        reweighting=None,
+        expert_calibration=None,
     ):
+        self.expert_calibration = expert_calibration
         super().__init__(
             expert,
             n_experts=n_experts,
@@ -165,7 +225,16 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             random_state=random_state,
             verbose=verbose,
             n_jobs=n_jobs,
+            reweighting=reweighting,
         )
+
+    _parameter_constraints = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        "expert_calibration": [
+            None,
+            StrOptions({"sigmoid", "isotonic", "temperature"}),
+        ],
+    }
 
     def _default_expert(self):
         return LogisticRegression()
@@ -215,6 +284,81 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             )
         return self._fit(X, encoded, sample_weight, fit_params)
 
+    def _after_em(self, X, y, weights, templates, expert_weights, random_state):
+        if self.expert_calibration is None:
+            if hasattr(self, "expert_calibrators_"):
+                del self.expert_calibrators_  # from an earlier fit with calibration
+            return
+        self.expert_calibrators_ = None  # the cross-fitting sees raw experts
+        n_classes = self.classes_.shape[0]
+        routing_weights = self._routing_weights(X) * weights[:, None]
+        counts = np.bincount(y, minlength=n_classes)
+        n_splits = min(_CALIBRATION_FOLDS, X.shape[0])
+        splitter = (StratifiedKFold if counts.min() >= n_splits else KFold)(
+            n_splits=n_splits,
+            shuffle=True,
+            random_state=random_state.randint(np.iinfo(np.int32).max),
+        )
+        folds = list(splitter.split(X, y))
+        jobs = []
+        for k, template in enumerate(templates):
+            for train, test in folds:
+                test = test[routing_weights[test, k] > 0]
+                if test.size:
+                    rows, sample_weight = self._weighted_view(
+                        expert_weights[:, k], candidates=train
+                    )
+                    jobs.append((k, template, rows, sample_weight, test))
+        predictions = Parallel(n_jobs=self.n_jobs)(
+            delayed(self._out_of_fold_proba)(
+                k, template, X, y, rows, sample_weight, test
+            )
+            for k, template, rows, sample_weight, test in jobs
+        )
+        out_of_fold = np.zeros((X.shape[0], len(templates), n_classes))
+        for (k, _, _, _, test), proba in zip(jobs, predictions, strict=True):
+            out_of_fold[test, k] = proba
+        calibrators = []
+        for k in range(len(templates)):
+            routed = np.flatnonzero(routing_weights[:, k] > 0)
+            if routed.size == 0:
+                calibrators.append(None)  # never selected: nothing to calibrate on
+                continue
+            calibrators.append(
+                ProbabilityCalibrator(method=self.expert_calibration).fit(
+                    out_of_fold[routed, k],
+                    y[routed],
+                    sample_weight=routing_weights[routed, k],
+                )
+            )
+        self.expert_calibrators_ = calibrators
+
+    def _out_of_fold_proba(self, index, template, X, y, rows, sample_weight, test):
+        """Probabilities on ``test`` of a fresh expert fitted on ``rows`` only."""
+        n_classes = self.classes_.shape[0]
+        if rows.size == 0:
+            return np.full((test.size, n_classes), 1.0 / n_classes)
+        expert = self._fit_one(index, template, X, y, rows, sample_weight, warm=False)
+        return _aligned_proba(expert, X[test], n_classes)
+
+    def _expert_proba(self, index, X):
+        """Class probabilities of expert ``index``, through its calibration map."""
+        proba = _aligned_proba(self.experts_[index], X, self.classes_.shape[0])
+        calibrators = getattr(self, "expert_calibrators_", None)
+        if calibrators is None or calibrators[index] is None:
+            return proba
+        return calibrators[index].predict(proba)
+
+    def _expert_disagreement(self, X, routing_weights):
+        # raw experts: the calibration maps are fitted after EM
+        n_classes = self.classes_.shape[0]
+        expert_proba = np.stack(
+            [_aligned_proba(expert, X, n_classes) for expert in self.experts_], axis=1
+        )
+        mixture = np.einsum("nk,nkc->nc", routing_weights, expert_proba)
+        squared = ((expert_proba - mixture[:, None, :]) ** 2).sum(axis=2)
+        return (routing_weights * squared).sum(axis=1)
+
     def _expert_log_likelihood(self, X, y):
         rows = np.arange(X.shape[0])
         log_likelihood = np.empty((X.shape[0], len(self.experts_)))
@@ -228,6 +372,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     def predict_expert_proba(self, X):
         """Class probabilities of every expert, whatever the routing.
 
+        With ``expert_calibration`` these are the calibrated probabilities.
+
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
@@ -237,9 +383,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         expert_proba : ndarray of shape (n_samples, n_experts, n_classes)
         """
         X = self._validate_predict_input(X)
-        n_classes = self.classes_.shape[0]
         return np.stack(
-            [_aligned_proba(expert, X, n_classes) for expert in self.experts_], axis=1
+            [self._expert_proba(k, X) for k in range(len(self.experts_))], axis=1
         )
 
     def predict_proba(self, X):
@@ -256,9 +401,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         X = self._validate_predict_input(X)
         n_classes = self.classes_.shape[0]
         proba = self._combine(
-            X,
-            lambda k, expert, rows: _aligned_proba(expert, rows, n_classes),
-            n_classes,
+            X, lambda k, expert, rows: self._expert_proba(k, rows), n_classes
         )
         return proba / proba.sum(axis=1, keepdims=True)
 

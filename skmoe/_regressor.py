@@ -53,6 +53,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Print the likelihood at each iteration when positive.
     n_jobs : int, default=None
         Experts fitted in parallel through joblib.
+    reweighting : {"adversarial", "adversarial_filtered"}, \
+            AdversarialReweighting or None, default=None
+        Train against adversarial sample weights, as in
+        :class:`MixtureOfExpertsClassifier`; the per-sample loss is the mixture's
+        negative Gaussian log-likelihood, and the expert disagreement of the filtered
+        variant is ``sum_k r_k (f_k - f)^2`` divided by the variance of ``y``.
 
     Attributes
     ----------
@@ -70,9 +76,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Whether the best initialisation converged.
     lower_bound_ : float
         Weighted mean log-likelihood of the training data (for hard routing, the
-        classification log-likelihood).
+        classification log-likelihood); with ``reweighting``, weighted by the
+        weights of the last M-step.
     lower_bounds_ : ndarray of shape (n_iter_,)
         The likelihood after each iteration of the best initialisation.
+    adversarial_weights_ : ndarray of shape (n_samples,)
+        The weights the final experts and gate were fitted with, normalised to sum
+        one; only with ``reweighting``.
+    effective_sample_sizes_ : ndarray of shape (n_iter_,)
+        Kish's effective sample size of the weights of each M-step; only with
+        ``reweighting``.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -110,6 +123,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         random_state=None,
         verbose=0,
         n_jobs=None,
+        reweighting=None,
     ):
         super().__init__(
             expert,
@@ -125,6 +139,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             random_state=random_state,
             verbose=verbose,
             n_jobs=n_jobs,
+            reweighting=reweighting,
         )
 
     def _default_expert(self):
@@ -165,6 +180,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         mean = np.average(y, weights=weights)
         spread = np.sqrt(np.average((y - mean) ** 2, weights=weights))
         self._noise_floor = max(1e-3 * float(spread), 1e-12)
+        self._target_scale = max(float(spread), 1e-12)
 
     def _after_m_step(self, X, y, weights):
         residuals = y[:, None] - self._expert_predictions(X)
@@ -174,6 +190,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
     def _extra_state(self):
         return {"noise_scale_": self.noise_scale_}
+
+    def _expert_disagreement(self, X, routing_weights):
+        # standardised by the spread of y, so the classifier's threshold applies
+        predictions = self._expert_predictions(X) / self._target_scale
+        mixture = (routing_weights * predictions).sum(axis=1, keepdims=True)
+        return (routing_weights * (predictions - mixture) ** 2).sum(axis=1)
 
     def _expert_predictions(self, X):
         return np.column_stack([expert.predict(X) for expert in self.experts_])

@@ -15,6 +15,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe.gating import SoftmaxGate
+from skmoe.reweighting import AdversarialReweighting
 
 _KMEANS_WEIGHTS = (
     "init='kmeans' seeds k-means++ by random draws over the rows, so integer sample "
@@ -47,6 +48,30 @@ def _classifiers():
         init="pca",
         **FAST,
     )
+    for calibration in ("temperature", "sigmoid", "isotonic"):
+        yield MixtureOfExpertsClassifier(
+            DecisionTreeClassifier(max_depth=3),
+            routing="hard" if calibration == "isotonic" else "soft",
+            expert_calibration=calibration,
+            init="pca",
+            **FAST,
+        )
+    yield MixtureOfExpertsClassifier(
+        reweighting=AdversarialReweighting(batch_size=16), init="pca", **FAST
+    )
+    yield MixtureOfExpertsClassifier(
+        GaussianNB(),
+        reweighting=AdversarialReweighting(batch_size=16, filtered=True),
+        routing="topk",
+        n_experts=3,
+        init="pca",
+        **FAST,
+    )
+    yield MixtureOfExpertsClassifier(
+        reweighting=AdversarialReweighting(batch_size=None, warmup=0.0),
+        init="pca",
+        **FAST,
+    )
 
 
 def _regressors():
@@ -56,6 +81,11 @@ def _regressors():
                 expert, n_experts=3, routing=routing, init="pca", **FAST
             )
     yield MixtureOfExpertsRegressor(**FAST)
+    yield MixtureOfExpertsRegressor(
+        reweighting=AdversarialReweighting(batch_size=16, filtered=True),
+        init="pca",
+        **FAST,
+    )
 
 
 ESTIMATORS = [
@@ -66,10 +96,28 @@ ESTIMATORS = [
 ]
 
 
+_CROSS_FITTING_WEIGHTS = (
+    "expert_calibration cross-fits on random folds of the rows: a row repeated twice "
+    "can fall in two folds, a row of weight 2 in one, so the calibration maps differ."
+)
+
+_MINIBATCH_WEIGHTS = (
+    "Adversarial weights are normalised inside random minibatches of rows; repeated "
+    "rows and weighted rows are cut into different batches. Without minibatches "
+    "(batch_size=None) the tilt is over the weighted empirical distribution and "
+    "passes this check (the instance with batch_size=None here)."
+)
+
+
 def _expected_failed_checks(estimator):
     check = "check_sample_weight_equivalence_on_dense_data"
     if getattr(estimator, "init", None) == "kmeans":
         return {check: _KMEANS_WEIGHTS}
+    if getattr(estimator, "expert_calibration", None) is not None:
+        return {check: _CROSS_FITTING_WEIGHTS}
+    reweighting = getattr(estimator, "reweighting", None)
+    if reweighting is not None and reweighting.batch_size is not None:
+        return {check: _MINIBATCH_WEIGHTS}
     expert = getattr(estimator, "expert", None)
     if type(expert).__name__.startswith("DecisionTree") and estimator.routing == "soft":
         return {check: _TREES_SOFT_WEIGHTS}

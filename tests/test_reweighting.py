@@ -1,0 +1,307 @@
+"""Adversarial reweighting: the weights themselves, and EM trained on them."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from numpy.testing import assert_allclose
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe.reweighting import AdversarialReweighting, effective_sample_size
+
+losses_strategy = arrays(
+    np.float64,
+    st.integers(2, 60),
+    elements=st.floats(0, 50, allow_nan=False, allow_infinity=False),
+)
+
+
+# ------------------------------------------------------------------ the weights
+@given(
+    losses=losses_strategy,
+    eta=st.floats(0, 1e6),
+    batch_size=st.one_of(st.none(), st.integers(1, 20)),
+    filtered=st.booleans(),
+    min_ess=st.one_of(st.none(), st.floats(0.05, 1)),
+    seed=st.integers(0, 2**16),
+)
+def test_weights_are_a_distribution(losses, eta, batch_size, filtered, min_ess, seed):
+    rng = np.random.default_rng(seed)
+    sample_weight = rng.uniform(0, 2, size=losses.shape[0])
+    sample_weight[0] = 1.0  # not all zero
+    sample_weight[rng.uniform(size=losses.shape[0]) < 0.2] = 0.0
+    sample_weight[0] = 1.0
+    relevant = rng.uniform(size=losses.shape[0]) < 0.5
+    weights = AdversarialReweighting(
+        eta, batch_size=batch_size, filtered=filtered, min_ess=min_ess
+    ).compute_weights(losses, sample_weight, relevant=relevant, random_state=seed)
+    assert weights.shape == losses.shape
+    assert np.all(np.isfinite(weights)) and np.all(weights >= 0)
+    assert_allclose(weights.sum(), 1.0)
+    assert np.all(weights[sample_weight == 0] == 0)
+
+
+@given(losses=losses_strategy, batch_size=st.one_of(st.none(), st.integers(1, 20)))
+def test_weights_reduce_to_the_data_weights_as_eta_goes_to_zero(losses, batch_size):
+    sample_weight = np.linspace(1, 2, losses.shape[0])
+    for eta in (0.0, 1e-12):
+        weights = AdversarialReweighting(
+            eta, batch_size=batch_size, min_ess=None
+        ).compute_weights(losses, sample_weight, random_state=0)
+        assert_allclose(weights, sample_weight / sample_weight.sum(), rtol=1e-9)
+
+
+@given(losses=losses_strategy, eta=st.floats(0, 20), factor=st.floats(1, 10))
+def test_weights_concentrate_on_the_worst_losses_as_eta_grows(losses, eta, factor):
+    def tilt(value):
+        return AdversarialReweighting(
+            value, batch_size=None, min_ess=None
+        ).compute_weights(losses)
+
+    low, high = tilt(eta), tilt(eta * factor)
+    worst = losses == losses.max()
+    # more weight on the largest losses, and a larger expected loss
+    assert high[worst].sum() >= low[worst].sum() - 1e-9
+    assert high @ losses >= low @ losses - 1e-9 * max(1.0, losses.max())
+    # in the limit, all the weight is on the largest losses, shared equally: once
+    # eta times the gap to the next loss is 50, the rest holds at most n exp(-50)
+    gap = losses.max() - losses[~worst].max() if np.any(~worst) else 1.0
+    if gap > 1e-6:
+        limit = tilt(50 / gap)
+        assert_allclose(limit[worst].sum(), 1.0, atol=1e-12 * losses.size)
+        assert_allclose(limit[worst], 1.0 / worst.sum(), atol=1e-12 * losses.size)
+
+
+def test_weights_follow_the_tilt_formula_with_sample_weight():
+    losses = np.array([0.1, 0.5, 1.0, 2.0])
+    sample_weight = np.array([1.0, 2.0, 0.5, 1.0])
+    weights = AdversarialReweighting(
+        0.7, batch_size=None, min_ess=None
+    ).compute_weights(losses, sample_weight)
+    expected = sample_weight * np.exp(0.7 * losses)
+    assert_allclose(weights, expected / expected.sum())
+
+
+@pytest.mark.parametrize("batch_size", [None, 7, 128])
+@pytest.mark.parametrize("filtered", [False, True])
+def test_weights_never_overflow(batch_size, filtered):
+    rng = np.random.default_rng(0)
+    losses = rng.uniform(0, 1e3, size=500)
+    weights = AdversarialReweighting(
+        1e6, batch_size=batch_size, filtered=filtered, min_ess=None
+    ).compute_weights(losses, relevant=losses > 500, random_state=0)
+    assert np.all(np.isfinite(weights))
+    assert_allclose(weights.sum(), 1.0)
+    if batch_size is None and not filtered:
+        assert weights[np.argmax(losses)] == pytest.approx(1.0)
+
+
+def test_each_minibatch_keeps_its_share():
+    losses = np.random.default_rng(0).permutation(100).astype(float)
+    weights = AdversarialReweighting(1e3, batch_size=10, min_ess=None).compute_weights(
+        losses, random_state=0
+    )
+    # each batch of 10 puts its share 1/10 on its largest loss
+    assert np.count_nonzero(weights > 1e-12) == 10
+    assert_allclose(weights[weights > 1e-12], 0.1)
+
+
+def test_filtered_weights_formula_and_fallback():
+    losses = np.array([0.1, 0.2, 3.0, 1.0])
+    relevant = np.array([False, True, True, False])
+    tilt = AdversarialReweighting(
+        1.0, batch_size=None, filtered=True, filter_strength=0.5, min_ess=None
+    )
+    weights = tilt.compute_weights(losses, relevant=relevant)
+    tilted = np.zeros(4)
+    tilted[relevant] = np.exp(losses[relevant]) / np.exp(losses[relevant]).sum()
+    assert_allclose(weights, (np.full(4, 0.25) + 0.5 * tilted) / 1.5)
+    # no relevant sample: the plain mean loss
+    none = tilt.compute_weights(losses, relevant=np.zeros(4, dtype=bool))
+    assert_allclose(none, 0.25)
+
+
+@given(losses=losses_strategy, min_ess=st.floats(0.05, 1), eta=st.floats(0, 1e4))
+def test_divergence_bound_holds(losses, min_ess, eta):
+    weights = AdversarialReweighting(
+        eta, batch_size=None, min_ess=min_ess
+    ).compute_weights(losses)
+    assert effective_sample_size(weights) >= min_ess * losses.shape[0] * (1 - 1e-6)
+
+
+def test_bound_caps_the_share_of_a_minority_with_large_losses():
+    """14% of the samples with large losses get at most about half of the weight."""
+    losses = np.r_[np.full(14, 5.0), np.full(86, 0.1)]
+    unbounded = AdversarialReweighting(2.0, batch_size=None, min_ess=None)
+    assert unbounded.compute_weights(losses)[:14].sum() > 0.99
+    bounded = AdversarialReweighting(2.0, batch_size=None, min_ess=0.5)
+    assert bounded.compute_weights(losses)[:14].sum() < 0.5
+
+
+def test_effective_sample_size():
+    assert effective_sample_size(np.ones(10)) == pytest.approx(10)
+    assert effective_sample_size([0, 0, 3]) == pytest.approx(1)
+    assert effective_sample_size([1e-300, 1e-300]) == pytest.approx(2)
+    with pytest.raises(ValueError, match="zero"):
+        effective_sample_size([0.0, 0.0])
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"eta": -1.0}, "eta"),
+        ({"min_ess": 0.0}, "min_ess"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"warmup": 1.5}, "warmup"),
+    ],
+)
+def test_bad_parameters_name_themselves(params, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        AdversarialReweighting(**params).compute_weights(np.ones(3))
+
+
+# --------------------------------------------------------------- EM with weights
+def _imbalanced(n_samples, seed):
+    """About 14% positives that a linear expert explains badly, as on MplsStops."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n_samples, 3))
+    logit = -2.2 + X[:, 0] + 0.5 * X[:, 1] * X[:, 2]
+    y = (rng.uniform(size=n_samples) < 1 / (1 + np.exp(-logit))).astype(int)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def imbalanced():
+    return _imbalanced(1500, 0), _imbalanced(1500, 1)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_default_safeguard_keeps_linear_experts_from_flipping(imbalanced):
+    """The naive tilt at eta=2 predicts the minority class everywhere (DESIGN.md's
+    probe); the default divergence bound keeps the base rate and the accuracy."""
+    (X, y), (X_test, y_test) = imbalanced
+    params = dict(n_experts=2, max_iter=30, random_state=0)
+    plain = MixtureOfExpertsClassifier(**params).fit(X, y)
+    naive = MixtureOfExpertsClassifier(
+        **params, reweighting=AdversarialReweighting(2.0, batch_size=None, min_ess=None)
+    ).fit(X, y)
+    safe = MixtureOfExpertsClassifier(**params, reweighting="adversarial").fit(X, y)
+    assert naive.predict(X_test).mean() > 0.9  # flipped to the minority class
+    assert naive.score(X_test, y_test) < 0.3
+    assert safe.predict(X_test).mean() < 0.3
+    assert safe.score(X_test, y_test) > plain.score(X_test, y_test) - 0.1
+    assert safe.effective_sample_sizes_[-1] >= 0.5 * X.shape[0] * (1 - 1e-6)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("routing", ["soft", "hard", "topk"])
+@pytest.mark.parametrize("reweighting", ["adversarial", "adversarial_filtered"])
+def test_em_records_weights_and_effective_sample_sizes(routing, reweighting):
+    X, y = _imbalanced(400, 0)
+    moe = MixtureOfExpertsClassifier(
+        n_experts=3,
+        routing=routing,
+        reweighting=reweighting,
+        max_iter=12,
+        random_state=0,
+    ).fit(X, y)
+    assert moe.effective_sample_sizes_.shape == (moe.n_iter_,)
+    assert np.all(moe.effective_sample_sizes_ <= X.shape[0] + 1e-9)
+    # the warm-up is unweighted
+    assert_allclose(moe.effective_sample_sizes_[0], X.shape[0])
+    assert moe.adversarial_weights_.shape == (X.shape[0],)
+    assert_allclose(moe.adversarial_weights_.sum(), 1.0)
+    assert np.all(moe.adversarial_weights_ > 0)
+    assert moe.lower_bounds_.shape == (moe.n_iter_,)
+    # refitting without reweighting drops the attributes
+    moe.set_params(reweighting=None).fit(X, y)
+    assert not hasattr(moe, "adversarial_weights_")
+    assert not hasattr(moe, "effective_sample_sizes_")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_eta_zero_gives_the_unweighted_model(imbalanced):
+    (X, y), (X_test, _) = imbalanced
+    params = dict(n_experts=2, max_iter=40, tol=1e-10, random_state=0)
+    plain = MixtureOfExpertsClassifier(**params).fit(X, y)
+    flat = MixtureOfExpertsClassifier(
+        **params, reweighting=AdversarialReweighting(0.0)
+    ).fit(X, y)
+    assert_allclose(flat.adversarial_weights_, 1 / X.shape[0])
+    assert_allclose(flat.predict_proba(X_test), plain.predict_proba(X_test), atol=1e-4)
+
+
+def test_user_sample_weight_is_multiplied_in():
+    X, y = _imbalanced(300, 0)
+    sample_weight = np.ones(300)
+    sample_weight[:50] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        moe = MixtureOfExpertsClassifier(
+            reweighting=AdversarialReweighting(batch_size=None, warmup=0.0),
+            max_iter=10,
+            init="pca",
+            random_state=0,
+        ).fit(X, y, sample_weight=sample_weight)
+    assert np.all(moe.adversarial_weights_[:50] == 0)
+    assert np.all(moe.adversarial_weights_[50:] > 0)
+
+
+def test_integer_weights_equal_repeated_rows_without_minibatches():
+    """Tilting the weighted empirical distribution makes weights and repeats agree."""
+    X, y = _imbalanced(200, 0)
+    repeats = np.random.default_rng(1).integers(1, 3, size=200)
+    params = dict(
+        reweighting=AdversarialReweighting(batch_size=None, warmup=0.0),
+        max_iter=8,
+        init="pca",
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        weighted = MixtureOfExpertsClassifier(**params).fit(X, y, sample_weight=repeats)
+        repeated = MixtureOfExpertsClassifier(**params).fit(
+            np.repeat(X, repeats, axis=0), np.repeat(y, repeats)
+        )
+    assert_allclose(weighted.predict_proba(X), repeated.predict_proba(X), atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("reweighting", ["adversarial", "adversarial_filtered"])
+def test_regressor_reweighting(reweighting):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(400, 2))
+    y = np.abs(3 * X[:, 0]) + 0.1 * rng.standard_t(2, size=400)
+    moe = MixtureOfExpertsRegressor(
+        reweighting=reweighting, max_iter=15, random_state=0
+    ).fit(X, y)
+    assert_allclose(moe.adversarial_weights_.sum(), 1.0)
+    assert moe.effective_sample_sizes_.shape == (moe.n_iter_,)
+    assert moe.score(X, y) > 0.5
+    restored = pickle.loads(pickle.dumps(moe))
+    assert_allclose(restored.predict(X), moe.predict(X))
+
+
+def test_reweighting_object_is_cloned_with_its_parameters():
+    moe = MixtureOfExpertsClassifier(reweighting=AdversarialReweighting(eta=0.5))
+    cloned = clone(moe)
+    assert cloned.reweighting is not moe.reweighting
+    assert cloned.get_params()["reweighting__eta"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "estimator", [MixtureOfExpertsClassifier, MixtureOfExpertsRegressor]
+)
+def test_bad_reweighting_names_the_parameter(estimator):
+    X, y = _imbalanced(50, 0)
+    with pytest.raises(InvalidParameterError, match="reweighting.*'tilted'"):
+        estimator(reweighting="tilted").fit(X, y)
+    with pytest.raises(InvalidParameterError, match="eta"):
+        estimator(reweighting=AdversarialReweighting(eta=-1.0)).fit(X, y)
