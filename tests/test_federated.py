@@ -381,19 +381,44 @@ def test_fedprox_with_zero_mu_is_fedavg(clients):
     )
 
 
+def balanced_label_skew(n_clients, seed):
+    """Each client holds two digits; every digit is held by as many clients."""
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.RandomState(seed)
+    label_sets = np.concatenate([rng.permutation(10) for _ in range(n_clients)])
+    label_sets = label_sets[: 2 * n_clients].reshape(n_clients, 2)
+    client_ids = np.empty(y.shape[0], dtype=np.intp)
+    for label in range(10):
+        owners = np.flatnonzero((label_sets == label).any(axis=1))
+        rows = rng.permutation(np.flatnonzero(y == label))
+        client_ids[rows] = owners[np.arange(rows.shape[0]) % owners.shape[0]]
+    return X / 16.0, y, client_ids, rng
+
+
 @pytest.mark.slow
-def test_ddome_beats_fedavg_on_label_skewed_digits():
-    """Measured, not assumed: see benchmarks/README_federated.md for the figures."""
-    X, y, client_ids = label_skewed_clients(30, 2, seed=1)
-    rng = np.random.RandomState(1)
-    test = rng.random_sample(y.shape[0]) < 0.3
-    args = (X[~test], y[~test], client_ids[~test])
-    common = {"n_rounds": 30, "clients_per_round": 10, "random_state": 0}
+def test_ddome_against_fedavg_and_local_models_on_label_skewed_digits():
+    """A split like that of examples/plot_federated.py (24 clients, two digits
+    each, four held out as unseen clients), with fixed seeds: a regression check of
+    a measured result, not a statistical claim. benchmarks/README_federated.md has
+    the settings where DDOME does not beat FedAvg."""
+    X, y, client_ids, rng = balanced_label_skew(24, seed=0)
+    unseen = np.isin(client_ids, [0, 1, 2, 3])
+    test = ~unseen & (rng.random_sample(y.shape[0]) < 0.3)
+    train = ~unseen & ~test
+    args = (X[train], y[train], client_ids[train])
+    common = {"n_rounds": 20, "clients_per_round": 8, "random_state": 0}
     ddome = DDOMEClassifier(n_experts=5, **common).fit(*args)
     fedavg = FedAvgClassifier(**common).fit(*args)
-    ddome_accuracy = ddome.score(X[test], y[test], client_ids[test])
-    fedavg_accuracy = fedavg.score(X[test], y[test], client_ids[test])
-    assert ddome_accuracy > fedavg_accuracy
+    local = LocalClassifier().fit(*args)
+    seen = {
+        name: model.score(X[test], y[test], client_ids[test])
+        for name, model in [("ddome", ddome), ("fedavg", fedavg)]
+    }
+    assert seen["ddome"] > seen["fedavg"] + 0.03, seen
+    new_ids = client_ids[unseen] + 1000
+    assert ddome.score(X[unseen], y[unseen], new_ids) > (
+        local.score(X[unseen], y[unseen], new_ids) + 0.15
+    )
 
 
 # -------------------------------------------------------------------- Flower
