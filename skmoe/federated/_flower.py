@@ -217,7 +217,7 @@ def run_flower_simulation(estimator, X, y, client_ids, *, backend_config=None):
     y : array-like of shape (n_samples,)
     client_ids : array-like of shape (n_samples,)
     backend_config : dict, default=None
-        Passed to :func:`flwr.simulation.run_simulation`; by default each
+        Passed to ``flwr.simulation.run_simulation``; by default each
         ClientApp gets one CPU.
 
     Returns
