@@ -96,7 +96,6 @@ class FedAvgClassifier(
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
-    _proximal_mu = 0.0
 
     def __init__(
         self,
@@ -116,10 +115,6 @@ class FedAvgClassifier(
         self.dropout_rate = dropout_rate
         self.random_state = random_state
         self.verbose = verbose
-
-    def _client_update(self, X, y, instruction, template):
-        """A client's round; a method so that tests can inject faulty clients."""
-        return client_fit_model(X, y, instruction, template)
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, client_ids):
@@ -167,9 +162,7 @@ class FedAvgClassifier(
                     "local_epochs": self.local_epochs,
                     "proximal_mu": self._proximal_mu_value(),
                 }
-                reply = self._client_update(
-                    X[rows[c]], y[rows[c]], instruction, template
-                )
+                reply = client_fit_model(X[rows[c]], y[rows[c]], instruction, template)
                 reason = check_model_reply(reply, state)
                 if reason is None:
                     accepted.append(reply)
