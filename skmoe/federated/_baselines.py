@@ -167,7 +167,7 @@ class FedAvgClassifier(
                 if reason is None:
                     accepted.append(reply)
                 else:
-                    rejected[int(c)] = reason
+                    rejected[clients[c].item()] = reason
             if accepted:
                 state["parameters"] = weighted_average(
                     [r["parameters"] for r in accepted],
@@ -175,7 +175,7 @@ class FedAvgClassifier(
                 )
             entry = {
                 "round": round_index,
-                "clients": picked.tolist(),
+                "clients": [clients[c].item() for c in picked],
                 "n_dropped": int(size - answering.sum()),
                 "n_replies": int(answering.sum()),
                 "n_rejected": len(rejected),

@@ -144,8 +144,9 @@ default="auto"
     client_experts_ : dict
         Client identifier -> its ``top_k`` experts under the final gate.
     history_ : list of dict
-        One entry per round: ``clients``, ``n_dropped``, ``n_replies``,
-        ``n_rejected`` and ``rejected`` (client index -> reason), ``expert_usage``,
+        One entry per round: ``clients`` (identifiers), ``n_dropped``,
+        ``n_replies``, ``n_rejected`` and ``rejected`` (client -> reason),
+        ``expert_usage``,
         the received model's ``loss`` and ``accuracy`` on the answering clients
         (weighted), and wall ``time``.
     n_features_in_ : int
@@ -338,7 +339,18 @@ default="auto"
             self.clients_[c].item(): experts
             for c, experts in result["client_experts"].items()
         }
-        self.history_ = result["history"]
+        # the federation counts clients by position; the user knows their identifiers
+        self.history_ = [
+            {
+                **entry,
+                "clients": [self.clients_[c].item() for c in entry["clients"]],
+                "rejected": {
+                    self.clients_[c].item(): reason
+                    for c, reason in entry["rejected"].items()
+                },
+            }
+            for entry in result["history"]
+        ]
         return self
 
     def _fit_common_expert(self, X, y, rng):
