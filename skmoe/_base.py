@@ -260,9 +260,9 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                     f"The expert {estimator!r} (expert {index}) does not accept "
                     "sample_weight in fit, which routing='soft' and routing='topk' "
                     "need for the responsibilities, and which any routing needs when "
-                    "fit is "
-                    "given sample_weight. Use routing='hard' without sample_weight, or "
-                    "an expert whose fit takes sample_weight."
+                    "fit is given sample_weight or reweighting is set. Use "
+                    "routing='hard' without sample_weight or reweighting, or an "
+                    "expert whose fit takes sample_weight."
                 )
         gate = self.gate
         if gate is not None and not has_fit_parameter(gate, "sample_weight"):

@@ -220,3 +220,16 @@ def test_bad_expert_calibration_names_the_parameter():
     X, y = _two_region_data(50, 0)
     with pytest.raises(InvalidParameterError, match="expert_calibration.*'platt'"):
         MixtureOfExpertsClassifier(expert_calibration="platt").fit(X, y)
+
+
+def test_temperature_is_not_driven_by_zero_probabilities():
+    """An expert that never saw a class gives it probability zero; one sample of that
+    class must not push the temperature to its bound (logits clipped at eps)."""
+    rng = np.random.default_rng(0)
+    proba_1 = rng.uniform(0.1, 0.9, size=1000)
+    y = (rng.uniform(size=1000) < proba_1).astype(int)
+    proba = np.column_stack([1 - proba_1, proba_1, np.zeros(1000)])
+    proba[0] = [0.5, 0.5, 0.0]
+    y[0] = 2
+    temperature = ProbabilityCalibrator().fit(proba, y).temperature_
+    assert 0.5 < temperature < 3

@@ -305,3 +305,13 @@ def test_bad_reweighting_names_the_parameter(estimator):
         estimator(reweighting="tilted").fit(X, y)
     with pytest.raises(InvalidParameterError, match="eta"):
         estimator(reweighting=AdversarialReweighting(eta=-1.0)).fit(X, y)
+
+
+def test_reweighting_needs_experts_with_sample_weight():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X, y = _imbalanced(60, 0)
+    with pytest.raises(ValueError, match="reweighting is set"):
+        MixtureOfExpertsClassifier(
+            KNeighborsClassifier(), routing="hard", reweighting="adversarial"
+        ).fit(X, y)

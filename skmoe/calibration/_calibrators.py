@@ -17,15 +17,18 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-# log of the smallest normal float: the logit of a probability zero.
-_LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
+# Probabilities are clipped at machine epsilon before taking logits, as
+# sklearn.metrics.log_loss clips them: an expert that never saw a class gives it
+# probability zero, and a logit of log(tiny) = -708 on one sample of that class would
+# let that sample alone drive the temperature to its bound.
+_LOG_EPS = float(np.log(np.finfo(np.float64).eps))
 # Search range of log T: temperatures from about 0.007 to 150.
 _LOG_TEMPERATURE_BOUNDS = (-5.0, 5.0)
 
 
 def _logits(proba):
     with np.errstate(divide="ignore"):
-        return np.maximum(np.log(proba), _LOG_TINY)
+        return np.maximum(np.log(proba), _LOG_EPS)
 
 
 class ProbabilityCalibrator(BaseEstimator):
