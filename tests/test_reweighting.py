@@ -315,3 +315,16 @@ def test_reweighting_needs_experts_with_sample_weight():
         MixtureOfExpertsClassifier(
             KNeighborsClassifier(), routing="hard", reweighting="adversarial"
         ).fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_lower_bound_is_the_likelihood_under_the_last_weights():
+    """With reweighting, lower_bound_ is the log-likelihood of the final model
+    weighted by the weights its last M-step used (adversarial_weights_)."""
+    X, y = _imbalanced(400, 0)
+    moe = MixtureOfExpertsClassifier(
+        reweighting="adversarial", max_iter=12, random_state=0
+    ).fit(X, y)
+    log_likelihood = np.log(moe.predict_proba(X)[np.arange(X.shape[0]), y])
+    assert_allclose(moe.lower_bound_, moe.adversarial_weights_ @ log_likelihood)
+    assert not np.isclose(moe.lower_bound_, log_likelihood.mean())
