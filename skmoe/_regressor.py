@@ -29,7 +29,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     n_experts : int, default=None
         Number of experts. ``None`` means ``len(expert)`` for a list, else 2.
     gate : classifier, default=None
-        The gate. ``None`` means :class:`~skmoe.gating.SoftmaxGate()`. Any classifier
+        The gate. ``None`` means ``SoftmaxGate(max_iter=20)``
+        (:class:`~skmoe.gating.SoftmaxGate`): each M-step takes at most 20 L-BFGS
+        iterations from the previous solution, since EM needs a gate that improves,
+        not its optimum. A ``SoftmaxGate`` given here is used with its own
+        ``max_iter``. Any classifier
         with ``predict_proba`` whose ``fit`` accepts ``sample_weight`` works.
     routing : {"soft", "hard", "topk"}, default="soft"
         How the experts are combined, in training and at prediction.
