@@ -252,6 +252,7 @@ html_sidebars = {
 USER_GUIDE_ORDER = [
     "routing",
     "calibration_under_shift",
+    "testing",
     "metrics",
     "shift",
     "federated",
