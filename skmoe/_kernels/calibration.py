@@ -52,6 +52,28 @@ def bin_index(value, edges, uniform):
     return low
 
 
+# inlined at numba IR level: as a call it cost the top-label ECE ~25% (0.63x vs 0.50x
+# of a P.max pass in benchmarks/bench_metrics.py)
+@njit(inline="always", **JIT_OPTIONS)
+def _scan_row(proba, i):
+    """Top probability of row ``i``, its class, the row sum and whether every value
+    lies in ``[0, 1]`` (NaN does not)."""
+    top = proba[i, 0]
+    top_class = 0
+    total = 0.0
+    valid = True
+    for k in range(proba.shape[1]):
+        value = proba[i, k]
+        # written so that NaN fails the test
+        if not (value >= 0.0 and value <= 1.0):
+            valid = False
+        total += float(value)  # float64 sums, with or without the JIT
+        if value > top:
+            top = value
+            top_class = k
+    return top, top_class, total, valid
+
+
 @njit(**JIT_OPTIONS)
 def top_label_bin_stats(
     proba, labels, sample_weight, edges, uniform, counts, weight_sums,
@@ -84,24 +106,12 @@ def top_label_bin_stats(
     max_sum_error : float
         The largest ``abs(row sum - 1)`` over the valid rows.
     """
-    n_samples, n_classes = proba.shape
+    n_samples = proba.shape[0]
     weighted = sample_weight.shape[0] > 0
     first_invalid_row = -1
     max_sum_error = 0.0
     for i in range(n_samples):
-        top = proba[i, 0]
-        top_class = 0
-        total = 0.0
-        valid = True
-        for k in range(n_classes):
-            value = proba[i, k]
-            # written so that NaN fails the test
-            if not (value >= 0.0 and value <= 1.0):
-                valid = False
-            total += float(value)  # float64 sums, with or without the JIT
-            if value > top:
-                top = value
-                top_class = k
+        top, top_class, total, valid = _scan_row(proba, i)
         if not valid:
             if first_invalid_row < 0:
                 first_invalid_row = i
@@ -127,22 +137,11 @@ def top_label_confidence(proba, labels, confidence, hits):
     ``(first_invalid_row, max_sum_error)`` as :func:`top_label_bin_stats` does; an
     invalid row gets confidence NaN.
     """
-    n_samples, n_classes = proba.shape
+    n_samples = proba.shape[0]
     first_invalid_row = -1
     max_sum_error = 0.0
     for i in range(n_samples):
-        top = proba[i, 0]
-        top_class = 0
-        total = 0.0
-        valid = True
-        for k in range(n_classes):
-            value = proba[i, k]
-            if not (value >= 0.0 and value <= 1.0):
-                valid = False
-            total += float(value)  # float64 sums, with or without the JIT
-            if value > top:
-                top = value
-                top_class = k
+        top, top_class, total, valid = _scan_row(proba, i)
         if not valid:
             if first_invalid_row < 0:
                 first_invalid_row = i
