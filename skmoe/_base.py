@@ -31,13 +31,14 @@ from sklearn.utils.metadata_routing import (
 )
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_consistent_length,
     check_is_fitted,
     has_fit_parameter,
     validate_data,
 )
 
 from skmoe.gating import SoftmaxGate
-from skmoe.reweighting import AdversarialReweighting, effective_sample_size
+from skmoe.reweighting import AdversarialReweighting, GroupDRO, effective_sample_size
 
 # Responsibilities below this fraction of an expert's largest one are dropped from its
 # weighted fit: they do not change the fit measurably and keeping them makes tree and
@@ -155,8 +156,9 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         "n_jobs": [None, Integral],
         "reweighting": [
             None,
-            StrOptions({"adversarial", "adversarial_filtered"}),
+            StrOptions({"adversarial", "adversarial_filtered", "group_dro"}),
             AdversarialReweighting,
+            GroupDRO,
         ],
     }
 
@@ -286,7 +288,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             )
 
     # ------------------------------------------------------------------- fit
-    def _fit(self, X, y, sample_weight, fit_params):
+    def _fit(self, X, y, sample_weight, fit_params, groups=None):
         """The EM template shared by the subclasses; ``X`` and ``y`` are validated."""
         templates = self._expert_templates()
         n_experts = len(templates)
@@ -298,8 +300,9 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             or sample_weight is not None
             or self.reweighting is not None,
         )
-        if isinstance(self.reweighting, AdversarialReweighting):
+        if isinstance(self.reweighting, AdversarialReweighting | GroupDRO):
             self.reweighting._validate_params()  # fail before EM, not after warm-up
+        self._groups = self._check_groups(groups, X)
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         if sample_weight is None:
@@ -338,7 +341,12 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             if best is None or state["lower_bound_"] > best["lower_bound_"]:
                 best = state
         expert_weights = best.pop("_expert_weights")
-        for name in ("adversarial_weights_", "effective_sample_sizes_"):
+        del self._groups
+        for name in (
+            "adversarial_weights_",
+            "effective_sample_sizes_",
+            "group_weights_",
+        ):
             if name not in best and hasattr(self, name):
                 delattr(self, name)  # from an earlier fit with reweighting
         for name, value in best.items():
@@ -417,10 +425,38 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
     def _reweighting(self):
         """The reweighting object, or None."""
         if self.reweighting is None or isinstance(
-            self.reweighting, AdversarialReweighting
+            self.reweighting, AdversarialReweighting | GroupDRO
         ):
             return self.reweighting
+        if self.reweighting == "group_dro":
+            return GroupDRO()
         return AdversarialReweighting(filtered=self.reweighting.endswith("filtered"))
+
+    def _check_groups(self, groups, X):
+        """Encoded groups for Group DRO (None when it is not used)."""
+        if not isinstance(self._reweighting(), GroupDRO):
+            return None  # groups are only Group DRO's: ignored otherwise
+        if groups is None:
+            raise ValueError(
+                f"reweighting={self.reweighting!r} needs the group of every sample: "
+                "pass fit(X, y, groups=...), or, inside a meta-estimator, enable "
+                "metadata routing and call set_fit_request(groups=True)."
+            )
+        groups = np.asarray(groups)
+        if groups.ndim != 1:
+            raise ValueError(
+                f"groups must be 1-D, one label per sample; got shape {groups.shape}."
+            )
+        check_consistent_length(X, groups)
+        try:
+            _, encoded = np.unique(groups, return_inverse=True)
+        except TypeError as error:
+            raise TypeError(
+                f"groups must hold comparable labels (numbers or strings): {error}"
+            ) from None
+        if groups.dtype.kind == "f" and not np.all(np.isfinite(groups)):
+            raise ValueError("groups contains NaN or infinity.")
+        return encoded
 
     def _run_em(
         self, X, y, weights, templates, responsibilities, init_index, random_state
@@ -434,6 +470,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         n_warmup = 0 if reweighting is None else reweighting._n_warmup(self.max_iter)
         tilting = False
         fit_weights = weights
+        log_group_weights = None  # Group DRO's adversary, from equal weights
         lower_bounds, effective_sizes = [], []
         converged = False
         if responsibilities is None:
@@ -462,7 +499,15 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                 if not tilting and (settled or n_iter >= n_warmup):
                     # the warm-up ends: the tilted objective is a new one
                     tilting, settled, previous = True, False, -np.inf
-                if tilting:
+                if tilting and isinstance(reweighting, GroupDRO):
+                    fit_weights, log_group_weights = self._group_dro_weights(
+                        log_gate,
+                        log_likelihood,
+                        weights,
+                        reweighting,
+                        log_group_weights,
+                    )
+                elif tilting:
                     fit_weights = self._adversarial_weights(
                         X, log_gate, log_likelihood, weights, reweighting, random_state
                     )
@@ -487,6 +532,10 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             used = expert_weights.sum(axis=1)
             state["adversarial_weights_"] = used / used.sum()
             state["effective_sample_sizes_"] = np.asarray(effective_sizes)
+        if isinstance(reweighting, GroupDRO):
+            # the group weights of the last M-step: those behind fit_weights before
+            # the final update (equal group weights if the adversary never moved)
+            state["group_weights_"] = self._fitted_group_weights(expert_weights)
         return state
 
     def _sample_losses(self, log_gate, log_likelihood):
@@ -518,6 +567,26 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             tilt[positive], _MIN_ADVERSARIAL_WEIGHT * tilt.max()
         )
         return weights.sum() * tilt / tilt.sum()
+
+    def _group_dro_weights(
+        self, log_gate, log_likelihood, weights, reweighting, log_group_weights
+    ):
+        """Data weights spread by Group DRO's adversary after one more step."""
+        groups = self._groups
+        n_groups = int(groups.max()) + 1
+        if log_group_weights is None:
+            log_group_weights = np.full(n_groups, -np.log(n_groups))
+        losses = self._sample_losses(log_gate, log_likelihood)
+        tilt, log_group_weights = reweighting._step(
+            losses, groups, n_groups, weights, log_group_weights
+        )
+        return weights.sum() * tilt, log_group_weights
+
+    def _fitted_group_weights(self, expert_weights):
+        """Each group's share of the weights the final M-step used."""
+        used = expert_weights.sum(axis=1)
+        shares = np.bincount(self._groups, weights=used)
+        return shares / shares.sum()
 
     def _extra_state(self):
         return {}

@@ -98,8 +98,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     n_jobs : int, default=None
         Experts fitted in parallel through joblib (``None``: 1 unless in a
         :func:`joblib.parallel_backend` context; ``-1``: all processors).
-    reweighting : {"adversarial", "adversarial_filtered"}, \
-            AdversarialReweighting or None, default=None
+    reweighting : {"adversarial", "adversarial_filtered", "group_dro"}, \
+            AdversarialReweighting, GroupDRO or None, default=None
         Train against adversarial sample weights (KL-DRO): after a warm-up, each
         M-step refits expert ``k`` with ``sample_weight = W q_i h_ik`` and the gate
         with ``W q_i``, where ``q`` are the weights
@@ -113,7 +113,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         routing-relevant samples are those with mixture regret
         ``L_i - min_k(-log p_k(y_i | x_i)) > 1e-6`` or expert disagreement
         ``sum_k r_k(x_i) ||p_k(x_i) - f(x_i)||^2 > 0.01``. ``None``: plain EM.
-        Needs experts whose ``fit`` accepts ``sample_weight``.
+        ``"group_dro"`` means :class:`~skmoe.reweighting.GroupDRO` with its
+        defaults: the weights are spread over the ``groups`` given to :meth:`fit`
+        by exponentiated-gradient steps on each group's mean loss (Group DRO), and
+        evenly inside a group. Needs experts whose ``fit`` accepts
+        ``sample_weight``.
     expert_calibration : {"temperature", "sigmoid", "isotonic"} or None, \
             default=None
         Calibrate every expert on its routed view after EM, with cross-fitting: the
@@ -157,6 +161,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Kish's effective sample size ``(sum v)^2 / sum v^2`` of the weights ``v`` of
         each M-step (``n_samples`` during an unweighted warm-up); only with
         ``reweighting``.
+    group_weights_ : ndarray of shape (n_groups,)
+        The weight of each group (in the order of ``np.unique(groups)``) in the
+        final M-step; only with Group DRO.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -255,7 +262,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             return DummyClassifier(strategy="prior").fit(X, y, sample_weight)
         return None
 
-    def fit(self, X, y, sample_weight=None, **fit_params):
+    def fit(self, X, y, sample_weight=None, groups=None, **fit_params):
         """Fit the mixture by EM (soft or top-k routing) or hard EM.
 
         Parameters
@@ -267,6 +274,12 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         sample_weight : array-like of shape (n_samples,), default=None
             Weights multiplied into the responsibilities the experts and the gate are
             fitted with, and into the likelihood EM maximises.
+        groups : array-like of shape (n_samples,), default=None
+            Group (domain) label of each sample, used by
+            ``reweighting="group_dro"`` (:class:`~skmoe.reweighting.GroupDRO`),
+            which needs it; ignored otherwise, so that a grid search can route the
+            same ``groups`` to every candidate. Meta-estimators pass it under
+            metadata routing after ``set_fit_request(groups=True)``.
         **fit_params : dict
             Further parameters of the experts' ``fit``; only with metadata routing
             enabled (``sklearn.set_config(enable_metadata_routing=True)``).
@@ -286,7 +299,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                 "MixtureOfExpertsClassifier needs samples of at least 2 classes in y; "
                 f"got only one class: {self.classes_[0]!r}."
             )
-        return self._fit(X, encoded, sample_weight, fit_params)
+        return self._fit(X, encoded, sample_weight, fit_params, groups)
 
     def _after_em(self, X, y, weights, templates, expert_weights, random_state):
         if self.expert_calibration is None:

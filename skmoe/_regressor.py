@@ -57,12 +57,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Print the likelihood at each iteration when positive.
     n_jobs : int, default=None
         Experts fitted in parallel through joblib.
-    reweighting : {"adversarial", "adversarial_filtered"}, \
-            AdversarialReweighting or None, default=None
+    reweighting : {"adversarial", "adversarial_filtered", "group_dro"}, \
+            AdversarialReweighting, GroupDRO or None, default=None
         Train against adversarial sample weights, as in
         :class:`MixtureOfExpertsClassifier`; the per-sample loss is the mixture's
         negative Gaussian log-likelihood, and the expert disagreement of the filtered
         variant is ``sum_k r_k (f_k - f)^2`` divided by the variance of ``y``.
+        ``"group_dro"`` (:class:`~skmoe.reweighting.GroupDRO`) weighs the
+        ``groups`` given to :meth:`fit` instead of single samples.
 
     Attributes
     ----------
@@ -90,6 +92,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     effective_sample_sizes_ : ndarray of shape (n_iter_,)
         Kish's effective sample size of the weights of each M-step; only with
         ``reweighting``.
+    group_weights_ : ndarray of shape (n_groups,)
+        The weight of each group (in the order of ``np.unique(groups)``) in the
+        final M-step; only with Group DRO.
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -153,7 +158,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if not hasattr(estimator, "predict"):
             raise TypeError(f"{name}={estimator!r} has no predict method.")
 
-    def fit(self, X, y, sample_weight=None, **fit_params):
+    def fit(self, X, y, sample_weight=None, groups=None, **fit_params):
         """Fit the mixture by EM (soft or top-k routing) or hard EM.
 
         Parameters
@@ -165,6 +170,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         sample_weight : array-like of shape (n_samples,), default=None
             Weights multiplied into the responsibilities the experts and the gate are
             fitted with, and into the likelihood EM maximises.
+        groups : array-like of shape (n_samples,), default=None
+            Group (domain) label of each sample, used by
+            ``reweighting="group_dro"`` (:class:`~skmoe.reweighting.GroupDRO`),
+            which needs it; ignored otherwise, so that a grid search can route the
+            same ``groups`` to every candidate. Meta-estimators pass it under
+            metadata routing after ``set_fit_request(groups=True)``.
         **fit_params : dict
             Further parameters of the experts' ``fit``; only with metadata routing
             enabled.
@@ -178,7 +189,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._raise_for_fit_params(fit_params)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
         y = np.asarray(y, dtype=np.float64)
-        return self._fit(X, y, sample_weight, fit_params)
+        return self._fit(X, y, sample_weight, fit_params, groups)
 
     def _before_em(self, X, y, weights):
         mean = np.average(y, weights=weights)
