@@ -140,6 +140,11 @@ def _reseed_empty(responsibilities, weights, fit_quality):
 class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
     """Base class of the mixtures of experts; not to be used directly."""
 
+    # ``groups`` is only Group DRO's: not requested unless the user says so, so that
+    # meta-estimators routing ``groups`` to a splitter (LeaveOneDomainOut) need no
+    # set_fit_request(groups=False) on every mixture.
+    __metadata_request__fit = {"groups": False}
+
     _parameter_constraints = {
         "expert": [None, HasMethods(["fit"]), list],
         "n_experts": [None, Interval(Integral, 1, None, closed="left")],

@@ -279,7 +279,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             ``reweighting="group_dro"`` (:class:`~skmoe.reweighting.GroupDRO`),
             which needs it; ignored otherwise, so that a grid search can route the
             same ``groups`` to every candidate. Meta-estimators pass it under
-            metadata routing after ``set_fit_request(groups=True)``.
+            metadata routing after ``set_fit_request(groups=True)`` (not requested
+            by default, so routing ``groups`` to a splitter alone needs nothing).
         **fit_params : dict
             Further parameters of the experts' ``fit``; only with metadata routing
             enabled (``sklearn.set_config(enable_metadata_routing=True)``).

@@ -289,3 +289,25 @@ def test_grid_search_routes_groups_to_fit_and_to_the_splitter():
             search.fit(X, y, groups=groups)
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     assert hasattr(search.best_estimator_, "classes_")
+
+
+def test_groups_for_a_splitter_need_no_request_on_the_mixture():
+    # groups is not requested by default: routing it to LeaveOneDomainOut alone
+    # works as with any estimator whose fit takes no groups
+    from sklearn.model_selection import cross_val_score
+
+    from skmoe.model_selection import LeaveOneDomainOut
+
+    X, y, groups = _conflicting_groups(300)
+    domains = np.arange(y.size) % 3
+    with sklearn.config_context(enable_metadata_routing=True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            scores = cross_val_score(
+                MixtureOfExpertsClassifier(max_iter=5, random_state=0),
+                X,
+                y,
+                cv=LeaveOneDomainOut(),
+                params={"groups": domains},
+            )
+    assert scores.shape == (3,)
