@@ -11,6 +11,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
 from skmoe._base import _LOG_TINY, BaseMixtureOfExperts
+from skmoe._gradient import check_gradient_solver, run_gradient
 from skmoe.calibration import ProbabilityCalibrator
 
 # Folds of the cross-fitting behind expert_calibration.
@@ -33,7 +34,7 @@ def _aligned_proba(expert, X, n_classes):
 
 
 class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
-    """Mixture-of-Experts classifier trained by EM, hard EM or top-k EM.
+    """Mixture-of-Experts classifier trained by EM, hard EM, top-k EM or gradient.
 
     A gate ``r(x)`` (by default a multinomial logistic regression,
     :class:`~skmoe.gating.SoftmaxGate`) weighs ``K`` classifier experts ``p_k(y | x)``.
@@ -48,7 +49,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     ``sample_weight = w_i h_ik`` (``w`` the user's sample weights) and the gate on the
     soft targets ``h`` with weights ``w``. Hard EM replaces ``h`` by the indicator of
     its argmax; an expert that loses all its samples is re-seeded with the samples the
-    mixture explains worst.
+    mixture explains worst. ``solver="gradient"`` trains a softmax gate and logistic
+    experts together instead, by L-BFGS on the mixture's likelihood or on its exact
+    tilted (adversarial) objective.
 
     Parameters
     ----------
@@ -74,10 +77,14 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     top_k : int, default=2
         Number of experts per sample with ``routing="topk"``; at most ``n_experts``.
     max_iter : int, default=100
-        Maximum number of EM iterations per initialisation.
+        Maximum number of EM iterations per initialisation; with
+        ``solver="gradient"``, of L-BFGS iterations (warm-up and tilted phase
+        together), of which joint training usually needs several hundred.
     tol : float, default=1e-4
         EM stops when the weighted mean log-likelihood (for hard EM, the
-        classification log-likelihood) changes by less than ``tol``.
+        classification log-likelihood) changes by less than ``tol``. With
+        ``solver="gradient"``, L-BFGS stops when no component of the objective's
+        gradient (the objective being a mean over samples) exceeds ``tol``.
     n_init : int, default=1
         Number of initialisations; the one with the best final likelihood is kept.
     init : {"kmeans", "pca", "random"}, default="kmeans"
@@ -102,7 +109,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             AdversarialReweighting, GroupDRO or None, default=None
         Train against adversarial sample weights (KL-DRO): after a warm-up, each
         M-step refits expert ``k`` with ``sample_weight = W q_i h_ik`` and the gate
-        with ``W q_i``, where ``q`` are the weights
+        with ``W q_i`` (``solver="gradient"`` minimises the tilted objective
+        itself; see ``solver``), where ``q`` are the weights
         :class:`~skmoe.reweighting.AdversarialReweighting` computes from the
         per-sample losses of the current mixture, ``L_i = -log sum_k r_k(x_i)
         p_k(y_i | x_i)`` (for hard routing, ``-log p_s(y_i | x_i)`` of the selected
@@ -129,7 +137,34 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         weights: under hard routing the samples the gate sends to the expert, under
         soft and top-k routing every sample weighted by ``w_i r_k(x_i)``, the weight
         the expert gets at prediction. The final expert is the one fitted on all its
-        data; its predictions go through the map. ``None``: no calibration.
+        data; its predictions go through the map. ``None``: no calibration. With
+        ``solver="gradient"`` the copies are fitted by ``LogisticRegression.fit``
+        with the final posterior responsibilities as weights (EM's M-step, not joint
+        training).
+    solver : {"em", "gradient"}, default="em"
+        How the mixture is trained. ``"em"``: EM (soft, hard or top-k as
+        ``routing`` says), with any experts whose ``fit`` accepts
+        ``sample_weight``. ``"gradient"``: the gate and the experts are trained
+        jointly by L-BFGS on all their coefficients at once; it needs
+        ``routing="soft"``, ``gate=None`` or a
+        :class:`~skmoe.gating.SoftmaxGate`, and ``LogisticRegression`` experts
+        with an L2 penalty (or none) and no ``class_weight``. The objective is the
+        weighted mean loss ``sum_i (w_i / W) L_i``, ``L_i = -log sum_k r_k(x_i)
+        p_k(y_i | x_i)`` computed by log-sum-exp, plus the experts' and the gate's
+        L2 penalties ``||coef||^2 / (2 C)`` divided by ``W = sum w``: the same
+        penalised likelihood as EM's M-steps, whose experts and gate add the
+        penalty to a weighted sum of losses. Training starts from one M-step of
+        EM on the initial responsibilities (so ``init``, ``n_init``,
+        ``random_state`` and ``warm_start`` keep their meaning); the experts'
+        and the gate's own ``max_iter`` and ``tol`` are not used. With
+        ``reweighting``, after the warm-up the objective is the exact tilted one
+        inside minibatches, differentiated as
+        :class:`~skmoe.reweighting.AdversarialReweighting`'s ``gradient`` says;
+        each of at most 3 rounds fixes the minibatch partition, the relevant sets
+        and the bounded ``eta'`` of each batch at its start (so that L-BFGS sees
+        one smooth objective), the next round redraws them after convergence.
+        ``experts_`` are then fitted ``LogisticRegression`` objects and ``gate_``
+        a fitted ``SoftmaxGate``. The regressor has EM only.
 
     Attributes
     ----------
@@ -153,14 +188,18 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``reweighting``, the weights are those of the last M-step, ``w q``: the
         tilted objective that M-step increased, not the plain likelihood.
     lower_bounds_ : ndarray of shape (n_iter_,)
-        The likelihood after each iteration of the best initialisation.
+        The likelihood after each iteration of the best initialisation (with
+        ``solver="gradient"``, after each L-BFGS iteration, weighted as
+        ``lower_bound_`` is by that iteration's weights).
     adversarial_weights_ : ndarray of shape (n_samples,)
         The weights ``w q`` the final experts and gate were fitted with, normalised
-        to sum one; only with ``reweighting``.
+        to sum one (with ``solver="gradient"``: the weights of the final tilted
+        objective at the final losses); only with ``reweighting``.
     effective_sample_sizes_ : ndarray of shape (n_iter_,)
-        Kish's effective sample size ``(sum v)^2 / sum v^2`` of the weights ``v`` of
-        each M-step (``n_samples`` during an unweighted warm-up); only with
-        ``reweighting``.
+        Kish's effective sample size ``(sum v)^2 / sum v^2`` (``1 / sum q^2`` for
+        ``v = q`` summing to one) of the weights ``v`` of each M-step, or of each
+        L-BFGS iteration with ``solver="gradient"`` (Kish's size of ``w`` during
+        an unweighted warm-up); only with ``reweighting``.
     group_weights_ : ndarray of shape (n_groups,)
         The weight of each group (in the order of ``np.unique(groups)``) in the
         final M-step; only with Group DRO.
@@ -200,6 +239,14 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     ... ).fit(X, y)
     >>> len(calibrated.expert_calibrators_)
     2
+
+    Joint gradient training of the gate and the logistic experts:
+
+    >>> joint = MixtureOfExpertsClassifier(
+    ...     n_experts=2, solver="gradient", max_iter=500, random_state=0,
+    ... ).fit(X, y)
+    >>> type(joint.experts_[0]).__name__, bool(joint.converged_)
+    ('LogisticRegression', True)
     """
 
     def __init__(
@@ -220,8 +267,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         n_jobs=None,
         reweighting=None,
         expert_calibration=None,
+        solver="em",
     ):
         self.expert_calibration = expert_calibration
+        self.solver = solver
         super().__init__(
             expert,
             n_experts=n_experts,
@@ -245,6 +294,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             None,
             StrOptions({"sigmoid", "isotonic", "temperature"}),
         ],
+        "solver": [StrOptions({"em", "gradient"})],
     }
 
     def _default_expert(self):
@@ -263,7 +313,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return None
 
     def fit(self, X, y, sample_weight=None, groups=None, **fit_params):
-        """Fit the mixture by EM (soft or top-k routing) or hard EM.
+        """Fit the mixture by EM (soft or top-k routing), hard EM or joint gradient.
 
         Parameters
         ----------
@@ -291,6 +341,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             The fitted mixture.
         """
         self._validate_params()
+        if self.solver == "gradient":
+            check_gradient_solver(self)
         self._raise_for_fit_params(fit_params)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
@@ -301,6 +353,43 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                 f"got only one class: {self.classes_[0]!r}."
             )
         return self._fit(X, encoded, sample_weight, fit_params, groups)
+
+    def _run_em(
+        self,
+        X,
+        y,
+        weights,
+        templates,
+        responsibilities,
+        init_index,
+        random_state,
+        *args,
+        **kwargs,
+    ):
+        # solver="gradient" replaces the EM loop of one initialisation; the rest of
+        # BaseMixtureOfExperts._fit (validation, restarts, calibration) is shared.
+        if self.solver == "gradient":
+            return run_gradient(
+                self,
+                X,
+                y,
+                weights,
+                templates,
+                responsibilities,
+                init_index,
+                random_state,
+            )
+        return super()._run_em(
+            X,
+            y,
+            weights,
+            templates,
+            responsibilities,
+            init_index,
+            random_state,
+            *args,
+            **kwargs,
+        )
 
     def _after_em(self, X, y, weights, templates, expert_weights, random_state):
         if self.expert_calibration is None:

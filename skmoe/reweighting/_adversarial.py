@@ -14,7 +14,7 @@ from numbers import Integral, Real
 import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, validate_params
+from sklearn.utils._param_validation import Interval, StrOptions, validate_params
 
 # Bisection steps on eta for the divergence bound: eta' is found to 2**-50 of eta.
 _BISECTION_STEPS = 50
@@ -160,6 +160,25 @@ class AdversarialReweighting(BaseEstimator):
     min_ess : float in (0, 1] or None, default=0.5
         Smallest relative effective sample size ``1 / (1 + chi2(q || w))`` the tilt
         may reach inside a batch (or inside the relevant set); ``None`` for no bound.
+    gradient : {"danskin", "through_weights"}, default="danskin"
+        How the mixture's ``solver="gradient"`` differentiates the tilted objective;
+        ignored by EM, which refits on the weights themselves. With ``W_B`` the data
+        weight of batch ``B`` and ``W`` the total:
+
+        - ``"danskin"`` minimises the KL-DRO value of each batch,
+          ``sum_B (W_B / W) (1 / eta') log sum_{i in B} (w_i / W_B) exp(eta' L_i)``,
+          the maximum over ``q`` of ``sum q L - KL(q || w) / eta'``; by Danskin's
+          theorem its exact gradient is ``sum_i q_i grad L_i`` with the weights
+          ``q`` held fixed (stopped).
+        - ``"through_weights"`` minimises ``sum_i q_i(theta) L_i(theta)`` with
+          ``q = softmax(eta' L + log w)`` differentiated too, as the authors' code
+          does (it does not detach the weights): the gradient is
+          ``sum_i q_i (1 + eta' (L_i - sum_{j in B} q_j L_j)) grad L_i``. This is
+          not the DRO value; it pushes harder on the samples above their batch's
+          tilted mean loss.
+
+        The filtered variant adds either form on the relevant samples to the plain
+        mean, as in step 4.
 
     See Also
     --------
@@ -193,6 +212,7 @@ class AdversarialReweighting(BaseEstimator):
         "filtered": ["boolean"],
         "filter_strength": [Interval(Real, 0, None, closed="neither")],
         "min_ess": [None, Interval(Real, 0, 1, closed="right")],
+        "gradient": [StrOptions({"danskin", "through_weights"})],
     }
 
     def __init__(
@@ -204,6 +224,7 @@ class AdversarialReweighting(BaseEstimator):
         filtered=False,
         filter_strength=1.0,
         min_ess=0.5,
+        gradient="danskin",
     ):
         self.eta = eta
         self.warmup = warmup
@@ -211,6 +232,7 @@ class AdversarialReweighting(BaseEstimator):
         self.filtered = filtered
         self.filter_strength = filter_strength
         self.min_ess = min_ess
+        self.gradient = gradient
 
     def compute_weights(
         self, losses, sample_weight=None, *, relevant=None, random_state=None
@@ -239,6 +261,17 @@ class AdversarialReweighting(BaseEstimator):
         losses = np.asarray(losses, dtype=np.float64)
         if losses.ndim != 1 or not np.all(np.isfinite(losses)):
             raise ValueError("losses must be a 1-D array of finite numbers.")
+        plan = self._plan(losses, sample_weight, relevant, random_state)
+        weights = plan.weights(losses)
+        return weights / weights.sum()
+
+    def _plan(self, losses, sample_weight, relevant, random_state):
+        """Fix the partition, the relevant sets and each batch's ``eta'``.
+
+        ``eta'`` is found from ``losses``; the returned :class:`_TiltPlan` then gives
+        the weights, and the tilted objective, of any other losses under the same
+        batches and the same ``eta'`` (the form the gradient solver minimises).
+        """
         n_samples = losses.shape[0]
         if sample_weight is None:
             base = np.ones(n_samples)
@@ -262,31 +295,127 @@ class AdversarialReweighting(BaseEstimator):
         else:
             n_batches = -(-n_samples // self.batch_size)
             batches = np.array_split(random_state.permutation(n_samples), n_batches)
-        weights = np.zeros(n_samples)
+        # the tilted share of a batch with relevant samples; the rest of its weight
+        # stays on the data weights
+        tilted_share = self.filter_strength / (1 + self.filter_strength)
+        if not self.filtered:
+            tilted_share = 1.0
+        plain = base.copy()
+        segments, log_bases, etas, masses = [], [], [], []
         for batch in batches:
             share = base[batch].sum()
-            if share > 0:
-                weights[batch] = share * self._batch_weights(
-                    losses[batch], base[batch] / share, relevant[batch]
-                )
-        return weights / weights.sum()
-
-    def _batch_weights(self, losses, base, relevant):
-        """The weights inside one batch, summing to one; ``base`` sums to one."""
-        support = relevant & (base > 0)
-        if not np.any(support):
-            return base
-        with np.errstate(divide="ignore"):
-            log_base = np.log(base[support])
-        log_base = log_base - _logsumexp(log_base)
-        eta = _bounded_eta(losses[support], log_base, self.eta, self.min_ess)
-        tilted = np.zeros_like(base)
-        tilted[support] = np.exp(_log_tilt(losses[support], log_base, eta))
-        if not self.filtered:
-            return tilted
-        strength = self.filter_strength
-        return (base + strength * tilted) / (1 + strength)
+            support = batch[relevant[batch] & (base[batch] > 0)]
+            if share <= 0 or support.size == 0:
+                continue  # no tilt: the batch keeps its data weights
+            with np.errstate(divide="ignore"):
+                log_base = np.log(base[support])
+            log_base = log_base - _logsumexp(log_base)
+            plain[batch] *= 1 - tilted_share
+            segments.append(support)
+            log_bases.append(log_base)
+            etas.append(_bounded_eta(losses[support], log_base, self.eta, self.min_ess))
+            masses.append(share * tilted_share)
+        return _TiltPlan(plain, segments, log_bases, etas, masses)
 
     def _n_warmup(self, max_iter):
         """Number of unweighted EM iterations before the tilt starts."""
         return int(np.floor(self.warmup * max_iter))
+
+
+class _TiltPlan:
+    """The adversarial weights with the batches, relevant sets and ``eta'`` fixed.
+
+    ``plain`` (n,) holds the data weights that are not tilted; each *segment* is the
+    set of positive-weight (relevant) samples of one batch, with its normalised log
+    data weights, its ``eta'`` and the total ``mass`` its tilt carries. For losses
+    ``L`` the weights are ``plain + mass_s t_s`` with ``t_s ∝ w exp(eta'_s L)`` inside
+    segment ``s``. Segments are laid end to end (``order``) so that every batch is
+    handled at once by ``reduceat``.
+    """
+
+    def __init__(self, plain, segments, log_bases, etas, masses):
+        self.plain = plain
+        lengths = np.array([segment.size for segment in segments], dtype=np.intp)
+        self.order = np.concatenate(segments) if segments else np.empty(0, np.intp)
+        self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.intp)
+        self.segment_of = np.repeat(np.arange(lengths.size), lengths)
+        self.log_base = np.concatenate(log_bases) if log_bases else np.empty(0)
+        self.eta = np.asarray(etas, dtype=np.float64)
+        self.mass = np.asarray(masses, dtype=np.float64)
+
+    def _segment_sum(self, values):
+        return np.add.reduceat(values, self.starts)
+
+    def _tilt(self, losses):
+        """The losses in segment order, the tilt ``t`` and each segment's DRO value.
+
+        The DRO value is ``(1 / eta') log sum_s (w_i / W_s) exp(eta' L_i)``, written
+        as ``E_w[L] + (1 / eta') log E_w[exp(eta' (L - E_w[L]))]``: the max-shifted
+        log-sum-exp keeps it finite for any ``eta'`` and loss, and, where
+        ``eta' |L - E_w[L]|`` is small, ``log1p(E_w[expm1(.)])`` keeps it accurate as
+        ``eta' -> 0`` (where it tends to the plain weighted mean).
+        """
+        values = losses[self.order]
+        segment_of = self.segment_of
+        base = np.exp(self.log_base)
+        mean = self._segment_sum(base * values)
+        eta = self.eta[segment_of]
+        centred = eta * (values - mean[segment_of])
+        logits = centred + self.log_base
+        peak = np.maximum.reduceat(logits, self.starts)
+        log_norm = peak + np.log(self._segment_sum(np.exp(logits - peak[segment_of])))
+        tilt = np.exp(logits - log_norm[segment_of])
+        spread = np.maximum.reduceat(np.abs(centred), self.starts)
+        near_zero = np.log1p(
+            self._segment_sum(base * np.expm1(np.clip(centred, -1.0, 1.0)))
+        )
+        log_norm = np.where(spread < 0.5, near_zero, log_norm)
+        scaled = np.divide(
+            log_norm, self.eta, out=np.zeros_like(log_norm), where=self.eta > 0
+        )
+        return values, tilt, mean + scaled
+
+    def weights(self, losses):
+        """The weights ``q`` of the samples for ``losses`` (summing to one)."""
+        weights = self.plain.copy()
+        if self.order.size:
+            _, tilt, _ = self._tilt(losses)
+            weights[self.order] += self.mass[self.segment_of] * tilt
+        return weights
+
+    def objective(self, losses, gradient):
+        """The tilted objective at ``losses`` and its derivative in each loss.
+
+        Parameters
+        ----------
+        losses : ndarray of shape (n_samples,)
+        gradient : {"danskin", "through_weights"}
+            ``"danskin"``: ``sum plain L + sum_s mass_s DRO_s(L)``, whose derivative
+            in ``L_i`` is exactly the weight ``q_i`` (the tilt is the maximiser of
+            the penalised inner problem, so its own variation does not count);
+            ``"through_weights"``: ``sum_i q_i(L) L_i``, whose derivative is
+            ``plain_i + mass_s t_i (1 + eta' (L_i - sum_s t L))``.
+
+        Returns
+        -------
+        value : float
+        coefficients : ndarray of shape (n_samples,)
+            The derivative of ``value`` in each ``L_i``.
+        """
+        value = float(self.plain @ losses)
+        coefficients = self.plain.copy()
+        if not self.order.size:
+            return value, coefficients
+        values, tilt, dro = self._tilt(losses)
+        mass = self.mass[self.segment_of]
+        if gradient == "danskin":
+            value += float(self.mass @ dro)
+            coefficients[self.order] += mass * tilt
+        else:
+            tilted_mean = self._segment_sum(tilt * values)
+            value += float(self.mass @ tilted_mean)
+            eta = self.eta[self.segment_of]
+            coefficients[self.order] += (
+                mass * tilt * (1 + eta * (values - tilted_mean[self.segment_of]))
+            )
+        return value, coefficients

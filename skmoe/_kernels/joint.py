@@ -1,0 +1,158 @@
+"""Kernels of the joint (gradient) training of a softmax gate and softmax experts.
+
+The model scores ``K`` experts with the gate, ``g_ik = gate[k, :d] . x_i + gate[k, d]``,
+routes with ``r_i = softmax(g_i)``, and each expert ``k`` predicts the ``C`` classes
+with ``p_ik = softmax(z_ik)``, ``z_ikc = experts[k, c, :d] . x_i + experts[k, c, d]``
+(the last column of a parameter array is the intercept). The per-sample loss is the
+mixture's negative log-likelihood
+
+    L_i = -log sum_k r_ik p_ikc   (c = y_i),
+
+computed by log-sum-exp over the experts of ``log r_ik + log p_ikc``, each itself a
+log-softmax, so that no exponential overflows whatever the scores. With the posterior
+``h_ik = r_ik p_ikc / exp(-L_i)``, the gradient of ``L_i`` is ``r_ik - h_ik`` with
+respect to ``g_ik`` and ``h_ik (p_ikc' - [c' = y_i])`` with respect to ``z_ikc'``.
+Each kernel makes one pass over the rows with ``O(K C)`` scratch memory, never an
+``(n, K, C)`` array; accumulation is in float64 for float32 input too.
+"""
+
+import numpy as np
+from numba import njit
+
+from skmoe._kernels._config import JIT_OPTIONS
+
+
+@njit(**JIT_OPTIONS)
+def _row_log_terms(X, i, label, gate, experts, log_gate, log_proba):
+    """Fill ``log_gate`` (K,) and ``log_proba`` (K, C) for row ``i``; return ``L_i``.
+
+    ``log_proba[k]`` holds the log-probabilities of every class under expert ``k``.
+    """
+    n_experts, n_classes, n_params = experts.shape
+    n_features = n_params - 1
+    max_gate = -np.inf
+    for k in range(n_experts):
+        acc = gate[k, n_features]
+        for j in range(n_features):
+            acc += gate[k, j] * X[i, j]
+        log_gate[k] = acc
+        if acc > max_gate:
+            max_gate = acc
+    total = 0.0
+    for k in range(n_experts):
+        total += np.exp(log_gate[k] - max_gate)
+    gate_norm = max_gate + np.log(total)
+    max_joint = -np.inf
+    for k in range(n_experts):
+        log_gate[k] -= gate_norm
+        max_score = -np.inf
+        for c in range(n_classes):
+            acc = experts[k, c, n_features]
+            for j in range(n_features):
+                acc += experts[k, c, j] * X[i, j]
+            log_proba[k, c] = acc
+            if acc > max_score:
+                max_score = acc
+        total = 0.0
+        for c in range(n_classes):
+            total += np.exp(log_proba[k, c] - max_score)
+        expert_norm = max_score + np.log(total)
+        for c in range(n_classes):
+            log_proba[k, c] -= expert_norm
+        joint = log_gate[k] + log_proba[k, label]
+        if joint > max_joint:
+            max_joint = joint
+    total = 0.0
+    for k in range(n_experts):
+        total += np.exp(log_gate[k] + log_proba[k, label] - max_joint)
+    return -(max_joint + np.log(total))
+
+
+@njit(**JIT_OPTIONS)
+def joint_losses(X, y, gate, experts, losses):
+    """Write the per-sample losses ``L_i`` into ``losses``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+    y : ndarray of shape (n_samples,), int
+        Encoded classes in ``[0, n_classes)``.
+    gate : ndarray of shape (n_experts, n_features + 1), float64
+        Gate coefficients, the intercepts in the last column.
+    experts : ndarray of shape (n_experts, n_classes, n_features + 1), float64
+        Expert coefficients, the intercepts in the last column.
+    losses : ndarray of shape (n_samples,), float64
+        Overwritten with ``L_i``.
+
+    Returns
+    -------
+    losses : ndarray of shape (n_samples,)
+    """
+    n_experts, n_classes, _ = experts.shape
+    log_gate = np.empty(n_experts)
+    log_proba = np.empty((n_experts, n_classes))
+    for i in range(X.shape[0]):
+        losses[i] = _row_log_terms(X, i, y[i], gate, experts, log_gate, log_proba)
+    return losses
+
+
+@njit(**JIT_OPTIONS)
+def joint_loss_grad(X, y, gate, experts, coefficients, losses, grad_gate, grad_experts):
+    """Per-sample losses and the gradient of ``sum_i c_i L_i``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features), float32 or float64
+    y : ndarray of shape (n_samples,), int
+        Encoded classes in ``[0, n_classes)``.
+    gate : ndarray of shape (n_experts, n_features + 1), float64
+    experts : ndarray of shape (n_experts, n_classes, n_features + 1), float64
+    coefficients : ndarray of shape (n_samples,), float64
+        The ``c_i``; they may be negative. Rows with ``c_i = 0`` still get their loss
+        but add nothing to the gradient.
+    losses : ndarray of shape (n_samples,), float64
+        Overwritten with ``L_i``.
+    grad_gate : ndarray of shape (n_experts, n_features + 1), float64
+        Overwritten with the gradient with respect to ``gate``.
+    grad_experts : ndarray of shape (n_experts, n_classes, n_features + 1), float64
+        Overwritten with the gradient with respect to ``experts``.
+
+    Returns
+    -------
+    value : float
+        ``sum_i c_i L_i``.
+    """
+    n_experts, n_classes, n_params = experts.shape
+    n_features = n_params - 1
+    log_gate = np.empty(n_experts)
+    log_proba = np.empty((n_experts, n_classes))
+    grad_gate[:, :] = 0.0
+    grad_experts[:, :, :] = 0.0
+    value = 0.0
+    for i in range(X.shape[0]):
+        label = y[i]
+        loss = _row_log_terms(X, i, label, gate, experts, log_gate, log_proba)
+        losses[i] = loss
+        coefficient = coefficients[i]
+        if coefficient == 0.0:
+            continue
+        value += coefficient * loss
+        for k in range(n_experts):
+            routing = np.exp(log_gate[k])
+            posterior = np.exp(log_gate[k] + log_proba[k, label] + loss)
+            residual = coefficient * (routing - posterior)
+            grad_gate[k, n_features] += residual
+            for j in range(n_features):
+                grad_gate[k, j] += residual * X[i, j]
+            if posterior == 0.0:
+                continue
+            scale = coefficient * posterior
+            for c in range(n_classes):
+                residual = np.exp(log_proba[k, c])
+                if c == label:
+                    residual -= 1.0
+                residual *= scale
+                grad_experts[k, c, n_features] += residual
+                for j in range(n_features):
+                    grad_experts[k, c, j] += residual * X[i, j]
+    return value
