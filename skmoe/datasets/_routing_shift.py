@@ -59,6 +59,14 @@ def make_routing_shift(n_pairs=3, *, gap=0.15, gate_weight=0.6, target_weight=0.
     prediction. The returned ``calibration_error`` does this. The table of the
     construction is in the ``DESCR`` field.
 
+    The experts are calibrated on their *routed* views only, as the hard-routing
+    theorem requires and no more: expert 0's probability equals ``proba_true`` on
+    the A cells, which hard routing sends to it, and expert 1's on the B cells.
+    On the cells routed to the other expert, each is off by
+    ``gap / (1 - gate_weight)`` (expert 0 too high on the B cells, expert 1 too
+    low on the A cells); the soft mixture blends these errors in, and they cancel
+    only at the source proportions.
+
     Parameters
     ----------
     n_pairs : int, default=3
