@@ -72,6 +72,24 @@ def _classifiers():
         init="pca",
         **FAST,
     )
+    # joint gradient training: plain, tilted over the whole set (Danskin), and
+    # filtered in minibatches through the weights
+    yield MixtureOfExpertsClassifier(solver="gradient", init="pca", **FAST)
+    yield MixtureOfExpertsClassifier(
+        solver="gradient",
+        reweighting=AdversarialReweighting(batch_size=None, warmup=0.3),
+        init="pca",
+        **FAST,
+    )
+    yield MixtureOfExpertsClassifier(
+        n_experts=3,
+        solver="gradient",
+        reweighting=AdversarialReweighting(
+            batch_size=16, filtered=True, gradient="through_weights"
+        ),
+        init="pca",
+        **FAST,
+    )
 
 
 def _regressors():
