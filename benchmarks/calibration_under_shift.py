@@ -2,8 +2,9 @@
 
 Every method of issue 6 (a single logistic regression, soft and hard mixtures, hard
 routing with calibrated experts, per-expert temperature scaling after training
-(MoCaE), soft routing with adversarial and filtered reweighting, and Group DRO and the
-gradient solver when the installed skmoe has them) is fitted on the source domains of
+(MoCaE), soft routing with adversarial and filtered reweighting, and, when the
+installed skmoe has them, Group DRO over the training domains and the joint gradient
+solver without and with the adversarial tilt) is fitted on the source domains of
 real data with a natural shift and scored on held-out source data (in-domain) and on
 unseen domains (out-of-domain):
 
@@ -270,6 +271,12 @@ OPTIONAL_METHODS = {
         requires=dict(solver="gradient"),
         build=lambda seed: _mixture(seed, routing="soft", solver="gradient"),
     ),
+    "soft MoE + adversarial (gradient solver)": dict(
+        requires=dict(solver="gradient", reweighting="adversarial"),
+        build=lambda seed: _mixture(
+            seed, routing="soft", solver="gradient", reweighting="adversarial"
+        ),
+    ),
 }
 
 
@@ -466,6 +473,12 @@ COMPARISONS = [
     ("ECE OOD after TS", "soft MoE + adversarial", "soft MoE"),
     ("ECE OOD", "soft MoE + group DRO", "soft MoE"),
     ("ECE OOD", "soft MoE (gradient solver)", "soft MoE"),
+    ("ECE OOD", "soft MoE + adversarial (gradient solver)",
+     "soft MoE (gradient solver)"),
+    ("ECE hard", "soft MoE + adversarial (gradient solver)",
+     "soft MoE (gradient solver)"),
+    ("acc OOD", "soft MoE + adversarial (gradient solver)",
+     "soft MoE (gradient solver)"),
 ]
 
 
