@@ -23,10 +23,14 @@ from skmoe._kernels._config import JIT_OPTIONS
 
 
 @njit(**JIT_OPTIONS)
-def _row_log_terms(X, i, label, gate, experts, log_gate, log_proba):
-    """Fill ``log_gate`` (K,) and ``log_proba`` (K, C) for row ``i``; return ``L_i``.
+def _row_terms(X, i, label, gate, experts, routing, proba, posterior):
+    """The loss ``L_i`` of row ``i``; fills ``routing`` (K,) with ``r_i``, ``proba``
+    (K, C) with every expert's class probabilities and ``posterior`` (K,) with
+    ``h_i``.
 
-    ``log_proba[k]`` holds the log-probabilities of every class under expert ``k``.
+    Every exponential is taken once, after subtracting its log-sum-exp's maximum;
+    the probabilities are those exponentials normalised, the logarithms come from
+    the scores (so ``L_i`` stays exact when all ``r_ik p_ikc`` underflow).
     """
     n_experts, n_classes, n_params = experts.shape
     n_features = n_params - 1
@@ -35,36 +39,45 @@ def _row_log_terms(X, i, label, gate, experts, log_gate, log_proba):
         acc = gate[k, n_features]
         for j in range(n_features):
             acc += gate[k, j] * X[i, j]
-        log_gate[k] = acc
+        posterior[k] = acc  # scratch: the gate scores
         if acc > max_gate:
             max_gate = acc
     total = 0.0
     for k in range(n_experts):
-        total += np.exp(log_gate[k] - max_gate)
+        routing[k] = np.exp(posterior[k] - max_gate)
+        total += routing[k]
     gate_norm = max_gate + np.log(total)
     max_joint = -np.inf
     for k in range(n_experts):
-        log_gate[k] -= gate_norm
+        routing[k] /= total
         max_score = -np.inf
         for c in range(n_classes):
             acc = experts[k, c, n_features]
             for j in range(n_features):
                 acc += experts[k, c, j] * X[i, j]
-            log_proba[k, c] = acc
+            proba[k, c] = acc
             if acc > max_score:
                 max_score = acc
-        total = 0.0
+        label_score = proba[k, label]
+        expert_total = 0.0
         for c in range(n_classes):
-            total += np.exp(log_proba[k, c] - max_score)
-        expert_norm = max_score + np.log(total)
+            proba[k, c] = np.exp(proba[k, c] - max_score)
+            expert_total += proba[k, c]
         for c in range(n_classes):
-            log_proba[k, c] -= expert_norm
-        joint = log_gate[k] + log_proba[k, label]
+            proba[k, c] /= expert_total
+        # log r_ik + log p_ik(y_i), kept in log space
+        joint = (
+            posterior[k] - gate_norm + label_score - max_score - np.log(expert_total)
+        )
+        posterior[k] = joint
         if joint > max_joint:
             max_joint = joint
     total = 0.0
     for k in range(n_experts):
-        total += np.exp(log_gate[k] + log_proba[k, label] - max_joint)
+        posterior[k] = np.exp(posterior[k] - max_joint)
+        total += posterior[k]
+    for k in range(n_experts):
+        posterior[k] /= total
     return -(max_joint + np.log(total))
 
 
@@ -89,10 +102,11 @@ def joint_losses(X, y, gate, experts, losses):
     losses : ndarray of shape (n_samples,)
     """
     n_experts, n_classes, _ = experts.shape
-    log_gate = np.empty(n_experts)
-    log_proba = np.empty((n_experts, n_classes))
+    routing = np.empty(n_experts)
+    proba = np.empty((n_experts, n_classes))
+    posterior = np.empty(n_experts)
     for i in range(X.shape[0]):
-        losses[i] = _row_log_terms(X, i, y[i], gate, experts, log_gate, log_proba)
+        losses[i] = _row_terms(X, i, y[i], gate, experts, routing, proba, posterior)
     return losses
 
 
@@ -124,31 +138,30 @@ def joint_loss_grad(X, y, gate, experts, coefficients, losses, grad_gate, grad_e
     """
     n_experts, n_classes, n_params = experts.shape
     n_features = n_params - 1
-    log_gate = np.empty(n_experts)
-    log_proba = np.empty((n_experts, n_classes))
+    routing = np.empty(n_experts)
+    proba = np.empty((n_experts, n_classes))
+    posterior = np.empty(n_experts)
     grad_gate[:, :] = 0.0
     grad_experts[:, :, :] = 0.0
     value = 0.0
     for i in range(X.shape[0]):
         label = y[i]
-        loss = _row_log_terms(X, i, label, gate, experts, log_gate, log_proba)
+        loss = _row_terms(X, i, label, gate, experts, routing, proba, posterior)
         losses[i] = loss
         coefficient = coefficients[i]
         if coefficient == 0.0:
             continue
         value += coefficient * loss
         for k in range(n_experts):
-            routing = np.exp(log_gate[k])
-            posterior = np.exp(log_gate[k] + log_proba[k, label] + loss)
-            residual = coefficient * (routing - posterior)
+            residual = coefficient * (routing[k] - posterior[k])
             grad_gate[k, n_features] += residual
             for j in range(n_features):
                 grad_gate[k, j] += residual * X[i, j]
-            if posterior == 0.0:
+            if posterior[k] == 0.0:
                 continue
-            scale = coefficient * posterior
+            scale = coefficient * posterior[k]
             for c in range(n_classes):
-                residual = np.exp(log_proba[k, c])
+                residual = proba[k, c]
                 if c == label:
                     residual -= 1.0
                 residual *= scale
