@@ -23,7 +23,7 @@ from skmoe import MixtureOfExpertsClassifier
 from skmoe._gradient import _JointObjective
 from skmoe._kernels.joint import joint_loss_grad, joint_losses
 from skmoe.gating import SoftmaxGate
-from skmoe.reweighting import AdversarialReweighting
+from skmoe.reweighting import AdversarialReweighting, GroupDRO
 
 
 @pytest.fixture(scope="module")
@@ -495,6 +495,7 @@ def test_user_estimators_are_not_mutated(iris):
         ({"expert": LogisticRegression(class_weight="balanced")}, "class_weight"),
         ({"gate": LogisticRegression()}, "gate must be None or a SoftmaxGate"),
         ({"reweighting": "group_dro"}, "group_dro"),
+        ({"reweighting": GroupDRO()}, "GroupDRO"),
     ],
 )
 def test_clear_errors(iris, params, message):
@@ -512,3 +513,17 @@ def test_l1_penalty_is_an_error(iris):
     moe = MixtureOfExpertsClassifier(expert, solver="gradient")
     with pytest.raises(ValueError, match="penalty='l1'"):
         moe.fit(X, y)
+
+
+def test_verbose_reports_each_phase(iris, capsys):
+    X, y = iris
+    MixtureOfExpertsClassifier(
+        n_experts=2,
+        solver="gradient",
+        reweighting="adversarial",
+        max_iter=300,
+        random_state=0,
+        verbose=1,
+    ).fit(X, y)
+    out = capsys.readouterr().out
+    assert "plain phase" in out and "tilted phase" in out
