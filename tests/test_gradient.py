@@ -123,7 +123,8 @@ def test_kernel_matches_numpy_on_random_problems(
     got = _kernel_loss_grad(X, y, gate, experts, coefficients)
     for value in got:
         assert np.all(np.isfinite(value))
-    assert np.all(got[0] >= -1e-12)
+    # a loss is non-negative, up to the rounding of logits of size ~scale * d
+    assert np.all(got[0] >= -1e-13 * max(1.0, scale) * (n_features + 1))
     expected = _reference_loss_grad(X, y, gate, experts, coefficients)
     for value, reference in zip(got, expected, strict=True):
         assert_allclose(value, reference, rtol=1e-9, atol=1e-9 * max(1.0, scale))
@@ -216,6 +217,9 @@ def test_danskin_identity_and_through_weights_derivative(
     assert_allclose(coefficients, plan.weights(losses), rtol=1e-12, atol=1e-15)
     assert_allclose(coefficients.sum(), 1.0)
     step = 1e-6
+    # the values carry a rounding error of about eps * eta * max(L) * max(L) (the
+    # tilt's exponent times the losses it weighs); divided by the step
+    rounding = 4e-16 * (1 + eta * losses.max()) * max(1.0, losses.max()) / step
     for mode in ("danskin", "through_weights"):
         _, coefficients = plan.objective(losses, mode)
         for i in rng.choice(losses.size, size=min(3, losses.size), replace=False):
@@ -224,7 +228,10 @@ def test_danskin_identity_and_through_weights_derivative(
             plus, _ = plan.objective(losses + shift, mode)
             minus, _ = plan.objective(losses - shift, mode)
             assert_allclose(
-                (plus - minus) / (2 * step), coefficients[i], rtol=1e-5, atol=1e-7
+                (plus - minus) / (2 * step),
+                coefficients[i],
+                rtol=1e-5,
+                atol=1e-8 + rounding,
             )
     # the DRO value max_q sum q L - KL(q || w) / eta lies between the plain mean
     # (q = w) and the tilted mean (sum q* L at the maximiser q*)
