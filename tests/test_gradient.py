@@ -130,6 +130,21 @@ def test_kernel_matches_numpy_on_random_problems(
         assert_allclose(value, reference, rtol=1e-9, atol=1e-9 * max(1.0, scale))
 
 
+def test_kernel_is_exact_when_the_likelihood_underflows():
+    # every expert gives the label a probability of about exp(-1000): the mixture's
+    # likelihood underflows to zero, the loss must not
+    X, y, gate, experts, coefficients = _kernel_problem(20, 3, 3, 3, 1)
+    y[:] = 0
+    experts[:, 1, -1] = 1000.0
+    experts[0, 1, -1] = 800.0  # one expert far less wrong: posterior ~ one-hot
+    got = _kernel_loss_grad(X, y, gate, experts, coefficients)
+    expected = _reference_loss_grad(X, y, gate, experts, coefficients)
+    assert np.all(got[0] > 700)
+    for value, reference in zip(got, expected, strict=True):
+        assert np.all(np.isfinite(value))
+        assert_allclose(value, reference, rtol=1e-10, atol=1e-10)
+
+
 # ------------------------------------------------------------- the objectives
 def _objective(n_classes=3, seed=0, penalties=(0.5, 2.0), gate_alpha=0.7):
     """A joint objective on random data with experts of different C."""
@@ -534,3 +549,25 @@ def test_verbose_reports_each_phase(iris, capsys):
     ).fit(X, y)
     out = capsys.readouterr().out
     assert "plain phase" in out and "tilted phase" in out
+
+
+@pytest.mark.parametrize("gradient", ["danskin", "through_weights"])
+def test_zero_eta_trains_the_plain_objective(iris, gradient):
+    # eta = 0 leaves the data weights: the tilted phase minimises the plain objective
+    X, y = iris
+    params = {
+        "n_experts": 2,
+        "solver": "gradient",
+        "init": "pca",
+        "tol": 1e-8,
+        "max_iter": 2000,
+        "random_state": 0,
+    }
+    plain = MixtureOfExpertsClassifier(**params).fit(X, y)
+    tilted = MixtureOfExpertsClassifier(
+        reweighting=AdversarialReweighting(0.0, warmup=0.1, gradient=gradient),
+        **params,
+    ).fit(X, y)
+    assert_allclose(tilted.predict_proba(X), plain.predict_proba(X), atol=1e-4)
+    assert_allclose(tilted.adversarial_weights_, 1.0 / X.shape[0])
+    assert_allclose(tilted.effective_sample_sizes_, X.shape[0])

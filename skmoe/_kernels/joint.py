@@ -21,16 +21,22 @@ from numba import njit
 
 from skmoe._kernels._config import JIT_OPTIONS
 
+# Above this mixture likelihood, sum_k r_ik p_iky computed from the probabilities is
+# exact to rounding: a term lost to underflow (below 1e-308) is under 1e-100 of it.
+_SAFE_LIKELIHOOD = 1e-200
+
 
 @njit(**JIT_OPTIONS)
-def _row_terms(X, i, label, gate, experts, routing, proba, posterior):
+def _row_terms(X, i, label, gate, experts, routing, proba, posterior, log_label):
     """The loss ``L_i`` of row ``i``; fills ``routing`` (K,) with ``r_i``, ``proba``
     (K, C) with every expert's class probabilities and ``posterior`` (K,) with
-    ``h_i``.
+    ``h_i``. ``log_label`` (K,) is scratch space.
 
-    Every exponential is taken once, after subtracting its log-sum-exp's maximum;
-    the probabilities are those exponentials normalised, the logarithms come from
-    the scores (so ``L_i`` stays exact when all ``r_ik p_ikc`` underflow).
+    Every exponential is taken once, after subtracting its log-sum-exp's maximum, and
+    normalised into the probabilities. The mixture's likelihood is then
+    ``sum_k r_ik p_iky``; only when it falls under ``_SAFE_LIKELIHOOD`` (the products
+    may have underflowed) is ``L_i`` recomputed by log-sum-exp over the experts from
+    the scores, so that it stays exact for any scores.
     """
     n_experts, n_classes, n_params = experts.shape
     n_features = n_params - 1
@@ -46,8 +52,7 @@ def _row_terms(X, i, label, gate, experts, routing, proba, posterior):
     for k in range(n_experts):
         routing[k] = np.exp(posterior[k] - max_gate)
         total += routing[k]
-    gate_norm = max_gate + np.log(total)
-    max_joint = -np.inf
+    likelihood = 0.0
     for k in range(n_experts):
         routing[k] /= total
         max_score = -np.inf
@@ -58,20 +63,25 @@ def _row_terms(X, i, label, gate, experts, routing, proba, posterior):
             proba[k, c] = acc
             if acc > max_score:
                 max_score = acc
-        label_score = proba[k, label]
+        log_label[k] = proba[k, label] - max_score
         expert_total = 0.0
         for c in range(n_classes):
             proba[k, c] = np.exp(proba[k, c] - max_score)
             expert_total += proba[k, c]
         for c in range(n_classes):
             proba[k, c] /= expert_total
-        # log r_ik + log p_ik(y_i), kept in log space
-        joint = (
-            posterior[k] - gate_norm + label_score - max_score - np.log(expert_total)
-        )
-        posterior[k] = joint
-        if joint > max_joint:
-            max_joint = joint
+        log_label[k] -= np.log(expert_total)  # log p_ik(y_i)
+        likelihood += routing[k] * proba[k, label]
+    if likelihood > _SAFE_LIKELIHOOD:
+        for k in range(n_experts):
+            posterior[k] = routing[k] * proba[k, label] / likelihood
+        return -np.log(likelihood)
+    gate_norm = max_gate + np.log(total)
+    max_joint = -np.inf
+    for k in range(n_experts):
+        posterior[k] += log_label[k] - gate_norm  # log r_ik + log p_ik(y_i)
+        if posterior[k] > max_joint:
+            max_joint = posterior[k]
     total = 0.0
     for k in range(n_experts):
         posterior[k] = np.exp(posterior[k] - max_joint)
@@ -105,8 +115,11 @@ def joint_losses(X, y, gate, experts, losses):
     routing = np.empty(n_experts)
     proba = np.empty((n_experts, n_classes))
     posterior = np.empty(n_experts)
+    log_label = np.empty(n_experts)
     for i in range(X.shape[0]):
-        losses[i] = _row_terms(X, i, y[i], gate, experts, routing, proba, posterior)
+        losses[i] = _row_terms(
+            X, i, y[i], gate, experts, routing, proba, posterior, log_label
+        )
     return losses
 
 
@@ -141,12 +154,15 @@ def joint_loss_grad(X, y, gate, experts, coefficients, losses, grad_gate, grad_e
     routing = np.empty(n_experts)
     proba = np.empty((n_experts, n_classes))
     posterior = np.empty(n_experts)
+    log_label = np.empty(n_experts)
     grad_gate[:, :] = 0.0
     grad_experts[:, :, :] = 0.0
     value = 0.0
     for i in range(X.shape[0]):
         label = y[i]
-        loss = _row_terms(X, i, label, gate, experts, routing, proba, posterior)
+        loss = _row_terms(
+            X, i, label, gate, experts, routing, proba, posterior, log_label
+        )
         losses[i] = loss
         coefficient = coefficients[i]
         if coefficient == 0.0:
