@@ -352,8 +352,8 @@ def run_gradient(
                 relevant = _relevant(mixture, X, y, losses)
             objective.plan = reweighting._plan(losses, weights, relevant, random_state)
             objective.gradient = reweighting.gradient
-            theta, used, converged = descend(theta, mixture.max_iter - n_iter)
-            n_iter += used
+            theta, round_iter, converged = descend(theta, mixture.max_iter - n_iter)
+            n_iter += round_iter
             if not converged:
                 break
     _install(mixture, objective, theta, templates, n_iter)

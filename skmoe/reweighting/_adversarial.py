@@ -5,8 +5,10 @@ sample weights of the entropy-regularised worst case, ``q ∝ w exp(eta L)``, in
 random minibatches or over the whole set, optionally only on routing-relevant samples
 (the filtered variant), with a bound on how far ``q`` may move from the data's own
 weights (the safeguard that keeps underfitting experts from collapsing onto a few
-hard samples). The mixtures call it between EM iterations;
-:func:`effective_sample_size` measures how concentrated the weights are.
+hard samples). The mixtures call it between EM iterations; their gradient solver
+fixes the batches and bounds once per round (:class:`_TiltPlan`) and differentiates
+the tilted objective itself. :func:`effective_sample_size` measures how concentrated
+the weights are.
 """
 
 from numbers import Integral, Real
