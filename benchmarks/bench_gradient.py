@@ -15,11 +15,15 @@ Two measurements:
    the most shifted domain): fit time, and held-out log loss, accuracy and top-label
    ECE (15 equal-width bins).
 
-Times are the best of ``--repeat`` calls (``time.perf_counter``) after a warm-up call
-that compiles (or loads) the numba kernels. Run from the repository root::
+Times are the best of ``--repeat`` calls (``time.perf_counter``; part 2: of
+``--repeat // 5`` fits) after a warm-up call that compiles (or loads) the numba
+kernels. Run from the repository root with one BLAS and one OpenMP thread (k-means,
+the default start of both solvers, runs OpenMP threads that on a busy 2-core machine
+made a fit vary between 0.05 s and 0.85 s)::
 
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_gradient.py
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_gradient.py --quick
+    export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+    python benchmarks/bench_gradient.py --repeat 15
+    python benchmarks/bench_gradient.py --quick
 """
 
 import argparse
