@@ -539,7 +539,7 @@ def machine():
 def git_commit():
     """The commit of the skmoe that runs: ``SKMOE_COMMIT`` for a snapshot, else HEAD."""
     if os.environ.get("SKMOE_COMMIT"):
-        return os.environ["SKMOE_COMMIT"] + ", a clean snapshot"
+        return os.environ["SKMOE_COMMIT"]
     try:
         return subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -570,7 +570,9 @@ def report(seeded, datasets, methods, skipped, args, elapsed, load_before):
         f"- versions: Python {platform.python_version()}, numpy {np.__version__}, "
         f"scipy {scipy.__version__}, scikit-learn {sklearn.__version__}, "
         f"numba {numba.__version__}, pandas {pd.__version__}, "
-        f"skmoe {skmoe.__version__} (commit `{git_commit()}`)",
+        f"skmoe {skmoe.__version__} (commit `{git_commit()}`"
+        + (", run from a clean copy of that commit's `skmoe/`)"
+           if os.environ.get("SKMOE_COMMIT") else ", with the working tree)"),
         f"- seeds: {', '.join(map(str, args.seeds))}; subsample sizes: "
         + ", ".join(f"{name} {size or 'all'}" for name, size in args.sizes.items()
                     if name in datasets),
