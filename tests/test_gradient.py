@@ -18,12 +18,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.naive_bayes import GaussianNB
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import check_random_state
 
 from skmoe import MixtureOfExpertsClassifier
 from skmoe._gradient import _JointObjective
 from skmoe._kernels.joint import joint_loss_grad, joint_losses
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, GroupDRO
+from skmoe.reweighting._adversarial import _bounded_eta
 
 
 @pytest.fixture(scope="module")
@@ -255,6 +257,66 @@ def test_danskin_identity_and_through_weights_derivative(
     assert value <= tilted_mean + tolerance
     if not filtered:
         assert value >= sample_weight @ losses / sample_weight.sum() - tolerance
+
+
+def _reference_weights(reweighting, losses, sample_weight, relevant, seed):
+    """The documented weights, batch by batch, as a loop."""
+    n_samples = losses.size
+    base = sample_weight / sample_weight.sum()
+    if not reweighting.filtered:
+        relevant = np.ones(n_samples, dtype=bool)
+    batch_size = reweighting.batch_size
+    if batch_size is None or batch_size >= n_samples:
+        batches = [np.arange(n_samples)]
+    else:
+        permutation = check_random_state(seed).permutation(n_samples)
+        batches = np.array_split(permutation, -(-n_samples // batch_size))
+    weights = np.zeros(n_samples)
+    strength = reweighting.filter_strength
+    for batch in batches:
+        share = base[batch].sum()
+        support = relevant[batch] & (base[batch] > 0)
+        if share == 0 or not support.any():
+            weights[batch] = base[batch]
+            continue
+        local = base[batch][support] / base[batch][support].sum()
+        values = losses[batch][support]
+        eta = _bounded_eta(values, np.log(local), reweighting.eta, reweighting.min_ess)
+        tilt = np.zeros(batch.size)
+        tilt[support] = local * np.exp(eta * (values - values.max()))
+        tilt /= tilt.sum()
+        if reweighting.filtered:
+            weights[batch] = (base[batch] + share * strength * tilt) / (1 + strength)
+        else:
+            weights[batch] = share * tilt
+    return weights / weights.sum()
+
+
+@given(
+    losses=st.lists(st.floats(0, 30), min_size=1, max_size=50),
+    eta=st.floats(0, 50),
+    batch_size=st.one_of(st.none(), st.integers(1, 15)),
+    filtered=st.booleans(),
+    min_ess=st.one_of(st.none(), st.floats(0.05, 1)),
+    seed=st.integers(0, 2**16),
+)
+def test_plan_weights_are_the_documented_weights(
+    losses, eta, batch_size, filtered, min_ess, seed
+):
+    losses = np.asarray(losses)
+    rng = np.random.default_rng(seed)
+    sample_weight = rng.uniform(0, 2, size=losses.size)
+    sample_weight[rng.uniform(size=losses.size) < 0.2] = 0.0
+    sample_weight[0] = 1.0
+    relevant = rng.uniform(size=losses.size) < 0.5
+    reweighting = AdversarialReweighting(
+        eta, batch_size=batch_size, filtered=filtered, min_ess=min_ess
+    )
+    expected = _reference_weights(reweighting, losses, sample_weight, relevant, seed)
+    got = reweighting.compute_weights(
+        losses, sample_weight, relevant=relevant, random_state=seed
+    )
+    assert_allclose(got, expected, rtol=1e-9, atol=1e-15)
 
 
 @pytest.mark.parametrize("gradient", ["danskin", "through_weights"])
