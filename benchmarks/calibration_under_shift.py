@@ -637,7 +637,11 @@ def report(seeded, datasets, methods, skipped, args, elapsed, load_before):
         )
     lines += [
         "",
-        "![accuracy against out-of-domain ECE](figures/calibration_under_shift.png)",
+        # a path, not a Markdown image: the docs render this file on another page,
+        # where a relative image link would break
+        "The accuracy-ECE plot of this run is "
+        f"`figures/{args.figure.name}`; the per-seed numbers are "
+        f"`figures/{args.figure.with_suffix('.csv').name}`.",
         "",
     ]
     return "\n".join(lines)
