@@ -476,6 +476,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         tilting = False
         fit_weights = weights
         log_group_weights = None  # Group DRO's adversary, from equal weights
+        n_tilts = 0  # tilts averaged so far (AdversarialReweighting(averaging=True))
         lower_bounds, effective_sizes = [], []
         converged = False
         if responsibilities is None:
@@ -513,9 +514,15 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                         log_group_weights,
                     )
                 elif tilting:
-                    fit_weights = self._adversarial_weights(
+                    tilt = self._adversarial_weights(
                         X, log_gate, log_likelihood, weights, reweighting, random_state
                     )
+                    n_tilts += 1
+                    if reweighting.averaging and n_tilts > 1:
+                        # fictitious play: the mean of the tilts so far
+                        fit_weights = fit_weights + (tilt - fit_weights) / n_tilts
+                    else:
+                        fit_weights = tilt
             if settled:
                 converged = True
                 break

@@ -328,3 +328,32 @@ def test_lower_bound_is_the_likelihood_under_the_last_weights():
     log_likelihood = np.log(moe.predict_proba(X)[np.arange(X.shape[0]), y])
     assert_allclose(moe.lower_bound_, moe.adversarial_weights_ @ log_likelihood)
     assert not np.isclose(moe.lower_bound_, log_likelihood.mean())
+
+
+def test_averaging_stops_the_best_response_oscillation(imbalanced):
+    """Refitting on the latest tilt alternates between two models (the tilted
+    likelihood flips back and forth and EM never settles); refitting on the mean
+    of the tilts so far settles, inside the divergence bound, without losing the
+    plain model's accuracy."""
+    (X, y), (X_test, y_test) = imbalanced
+    params = dict(n_experts=2, max_iter=60, random_state=0)
+    plain = MixtureOfExpertsClassifier(**params).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        latest = MixtureOfExpertsClassifier(
+            **params, reweighting=AdversarialReweighting(batch_size=None)
+        ).fit(X, y)
+    assert not latest.converged_
+    bounds = latest.lower_bounds_[-6:]
+    assert np.ptp(bounds[::2]) < 1e-3 and np.ptp(bounds[1::2]) < 1e-3  # period 2
+    assert abs(bounds[-1] - bounds[-2]) > 10 * params.get("tol", 1e-4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        averaged = MixtureOfExpertsClassifier(
+            **params,
+            reweighting=AdversarialReweighting(batch_size=None, averaging=True),
+        ).fit(X, y)
+    assert averaged.converged_ and averaged.n_iter_ < params["max_iter"]
+    # the mean of weights inside the chi-square ball stays inside it
+    assert averaged.effective_sample_sizes_.min() >= 0.5 * X.shape[0] * (1 - 1e-9)
+    assert averaged.score(X_test, y_test) >= plain.score(X_test, y_test) - 0.01
