@@ -354,42 +354,13 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             )
         return self._fit(X, encoded, sample_weight, fit_params, groups)
 
-    def _run_em(
-        self,
-        X,
-        y,
-        weights,
-        templates,
-        responsibilities,
-        init_index,
-        random_state,
-        *args,
-        **kwargs,
-    ):
-        # solver="gradient" replaces the EM loop of one initialisation; the rest of
-        # BaseMixtureOfExperts._fit (validation, restarts, calibration) is shared.
+    def _run_em(self, *args):
+        # solver="gradient" replaces the EM loop of one initialisation (same
+        # arguments, same returned state); the rest of BaseMixtureOfExperts._fit
+        # (validation, restarts, calibration) is shared.
         if self.solver == "gradient":
-            return run_gradient(
-                self,
-                X,
-                y,
-                weights,
-                templates,
-                responsibilities,
-                init_index,
-                random_state,
-            )
-        return super()._run_em(
-            X,
-            y,
-            weights,
-            templates,
-            responsibilities,
-            init_index,
-            random_state,
-            *args,
-            **kwargs,
-        )
+            return run_gradient(self, *args)
+        return super()._run_em(*args)
 
     def _after_em(self, X, y, weights, templates, expert_weights, random_state):
         if self.expert_calibration is None:

@@ -4,13 +4,13 @@ tilted objectives' identities, and the classifier trained jointly."""
 import pickle
 import warnings
 
+import _naive
 import numpy as np
 import pytest
 from _mixtures import sample_linear_mixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
-from scipy.special import log_softmax, logsumexp
 from sklearn.base import clone
 from sklearn.datasets import load_iris
 from sklearn.exceptions import ConvergenceWarning
@@ -35,29 +35,6 @@ def iris():
 
 
 # ------------------------------------------------------------------ the kernel
-def _reference_loss_grad(X, y, gate, experts, coefficients):
-    """Plain NumPy: the whole (n, K, C) array of expert log-probabilities at once."""
-    X = np.asarray(X, dtype=np.float64)
-    n_samples = X.shape[0]
-    with_bias = np.hstack([X, np.ones((n_samples, 1))])
-    log_gate = log_softmax(with_bias @ gate.T, axis=1)
-    log_proba = log_softmax(np.einsum("nd,kcd->nkc", with_bias, experts), axis=2)
-    log_joint = log_gate + log_proba[np.arange(n_samples), :, y]
-    losses = -logsumexp(log_joint, axis=1)
-    posterior = np.exp(log_joint + losses[:, None])
-    gate_residual = coefficients[:, None] * (np.exp(log_gate) - posterior)
-    one_hot = np.eye(experts.shape[1])[y]
-    expert_residual = (
-        coefficients[:, None, None]
-        * posterior[:, :, None]
-        * (np.exp(log_proba) - one_hot[:, None, :])
-    )
-    return (
-        losses,
-        float(coefficients @ losses),
-        gate_residual.T @ with_bias,
-        np.einsum("nkc,nd->kcd", expert_residual, with_bias),
-    )
 
 
 def _kernel_loss_grad(X, y, gate, experts, coefficients):
@@ -97,7 +74,7 @@ def _layouts(X):
 def test_kernel_matches_numpy(dtype, layout):
     X, y, gate, experts, coefficients = _kernel_problem(150, 4, 3, 3, 0)
     X = _layouts(X.astype(dtype))[layout]
-    expected = _reference_loss_grad(X, y, gate, experts, coefficients)
+    expected = _naive.joint_loss_grad(X, y, gate, experts, coefficients)
     got = _kernel_loss_grad(X, y, gate, experts, coefficients)
     for value, reference in zip(got, expected, strict=True):
         assert_allclose(value, reference, rtol=1e-10, atol=1e-10)
@@ -127,7 +104,7 @@ def test_kernel_matches_numpy_on_random_problems(
         assert np.all(np.isfinite(value))
     # a loss is non-negative, up to the rounding of logits of size ~scale * d
     assert np.all(got[0] >= -1e-13 * max(1.0, scale) * (n_features + 1))
-    expected = _reference_loss_grad(X, y, gate, experts, coefficients)
+    expected = _naive.joint_loss_grad(X, y, gate, experts, coefficients)
     for value, reference in zip(got, expected, strict=True):
         assert_allclose(value, reference, rtol=1e-9, atol=1e-9 * max(1.0, scale))
 
@@ -140,7 +117,7 @@ def test_kernel_is_exact_when_the_likelihood_underflows():
     experts[:, 1, -1] = 1000.0
     experts[0, 1, -1] = 800.0  # one expert far less wrong: posterior ~ one-hot
     got = _kernel_loss_grad(X, y, gate, experts, coefficients)
-    expected = _reference_loss_grad(X, y, gate, experts, coefficients)
+    expected = _naive.joint_loss_grad(X, y, gate, experts, coefficients)
     assert np.all(got[0] > 700)
     for value, reference in zip(got, expected, strict=True):
         assert np.all(np.isfinite(value))
