@@ -357,3 +357,25 @@ def test_averaging_stops_the_best_response_oscillation(imbalanced):
     # the mean of weights inside the chi-square ball stays inside it
     assert averaged.effective_sample_sizes_.min() >= 0.5 * X.shape[0] * (1 - 1e-9)
     assert averaged.score(X_test, y_test) >= plain.score(X_test, y_test) - 0.01
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_eta_and_averaging_are_tunable_by_grid_search():
+    from sklearn.model_selection import GridSearchCV
+
+    from skmoe.metrics import neg_expected_calibration_error_scorer
+
+    X, y = _imbalanced(300, 0)
+    search = GridSearchCV(
+        MixtureOfExpertsClassifier(
+            reweighting=AdversarialReweighting(), max_iter=8, random_state=0
+        ),
+        {"reweighting__eta": [0.0, 2.0], "reweighting__averaging": [False, True]},
+        scoring=neg_expected_calibration_error_scorer,
+        cv=2,
+        error_score="raise",
+    ).fit(X, y)
+    assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
+    chosen = search.best_estimator_.reweighting
+    assert chosen.eta == search.best_params_["reweighting__eta"]
+    assert chosen.averaging == search.best_params_["reweighting__averaging"]
