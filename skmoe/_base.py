@@ -546,7 +546,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             state["effective_sample_sizes_"] = np.asarray(effective_sizes)
         if isinstance(reweighting, GroupDRO):
             # the group weights of the last M-step: those behind fit_weights before
-            # the final update (equal group weights if the adversary never moved)
+            # the final update (the data's group shares if the tilt never started)
             state["group_weights_"] = self._fitted_group_weights(expert_weights)
         return state
 
