@@ -100,6 +100,7 @@ for ax, metric in zip(axes, ["log loss", "ECE"], strict=True):
     ax.set_xlabel(f"{metric} on held-out samples")
     ax.set_ylabel("")
     ax.invert_yaxis()
-axes[1].get_legend().remove()
+axes[0].get_legend().remove()
+axes[1].legend(title="group", loc="lower right")
 fig.suptitle("Per-group loss and calibration")
 plt.show()
