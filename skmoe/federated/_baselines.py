@@ -19,7 +19,6 @@ from sklearn.base import (
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from skmoe.federated._common import (
@@ -27,6 +26,7 @@ from skmoe.federated._common import (
     check_client_ids,
     client_key,
     default_expert,
+    validate_fit_data,
 )
 from skmoe.federated._protocol import (
     check_model_reply,
@@ -130,10 +130,7 @@ class FedAvgClassifier(
         -------
         self
         """
-        X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
-        client_ids = check_client_ids(client_ids, X.shape[0])
-        self.classes_, y = np.unique(y, return_inverse=True)
+        X, y, client_ids = validate_fit_data(self, X, y, client_ids)
         n_classes = self.classes_.shape[0]
         clients, client_index = np.unique(client_ids, return_inverse=True)
         rows = [np.flatnonzero(client_index == c) for c in range(clients.shape[0])]
@@ -365,10 +362,7 @@ class LocalClassifier(
         -------
         self
         """
-        X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
-        client_ids = check_client_ids(client_ids, X.shape[0])
-        self.classes_, y = np.unique(y, return_inverse=True)
+        X, y, client_ids = validate_fit_data(self, X, y, client_ids)
         template = (
             LogisticRegression(max_iter=1000)
             if self.estimator is None

@@ -2,7 +2,8 @@
 
 import numpy as np
 from sklearn.linear_model import SGDClassifier
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d, validate_data
 
 
 def default_expert():
@@ -24,6 +25,23 @@ def check_client_ids(client_ids, n_samples):
             f"client_ids has {client_ids.shape[0]} entries for {n_samples} samples."
         )
     return client_ids
+
+
+def validate_fit_data(estimator, X, y, client_ids):
+    """Validate the data of a federated ``fit`` and set ``estimator.classes_``.
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, n_features), float64
+    y : ndarray of shape (n_samples,)
+        The labels encoded as indices into ``classes_``.
+    client_ids : ndarray of shape (n_samples,)
+    """
+    X, y = validate_data(estimator, X, y, dtype=np.float64)
+    check_classification_targets(y)
+    client_ids = check_client_ids(client_ids, X.shape[0])
+    estimator.classes_, y = np.unique(y, return_inverse=True)
+    return X, y, client_ids
 
 
 def client_key(client):

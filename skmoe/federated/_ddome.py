@@ -16,7 +16,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     check_is_fitted,
     validate_data,
@@ -27,6 +26,7 @@ from skmoe.federated._common import (
     check_client_ids,
     client_key,
     default_expert,
+    validate_fit_data,
 )
 from skmoe.federated._protocol import (
     gate_log_proba,
@@ -243,12 +243,10 @@ default="auto"
         embedding computed once) and the random state; shared by :meth:`fit` and
         the Flower runner.
         """
-        X, y = validate_data(self, X, y, dtype=np.float64)
-        check_classification_targets(y)
-        client_ids = check_client_ids(client_ids, X.shape[0])
-        self.classes_, y_encoded = np.unique(y, return_inverse=True)
+        X, y_encoded, client_ids = validate_fit_data(self, X, y, client_ids)
         rng = check_random_state(self.random_state)
-        self.common_expert_ = self._fit_common_expert(X, y, rng)
+        # the common expert sees the validated labels, not the encoded ones
+        self.common_expert_ = self._fit_common_expert(X, self.classes_[y_encoded], rng)
         self.embedding_method_ = self._embedding_method()
         self.clients_, client_index = np.unique(client_ids, return_inverse=True)
         if self.top_k > self.n_experts:
