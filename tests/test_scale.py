@@ -1,0 +1,114 @@
+"""A cluster through joblib: the parallel parts of a fit run on Dask workers.
+
+Everything skmoe runs in parallel goes through joblib, so that
+``joblib.parallel_backend("dask")`` with a ``dask.distributed`` client sends it to the
+cluster's workers: the experts of every M-step, the cross-fitting behind
+``expert_calibration``, and (through scikit-learn) cross-validation and grid search.
+These tests start a ``LocalCluster`` of two worker processes on 127.0.0.1, check with
+Dask's task stream that the work ran there, and that the model equals the ``n_jobs=1``
+fit on one process.
+"""
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster, get_task_stream
+from joblib import parallel_backend
+from numpy.testing import assert_allclose
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.preprocessing import StandardScaler
+
+from skmoe import MixtureOfExpertsClassifier
+
+
+@pytest.fixture(scope="module")
+def client():
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        worker_dashboard_address=None,
+    )
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _functions_run(stream):
+    """The names of the functions the workers ran: joblib sends batches named
+    ``batch_of_<function>_<n>_calls-<id>``."""
+    return {
+        task["key"].removeprefix("batch_of_").split("_calls-")[0].rsplit("_", 1)[0]
+        for task in stream.data
+        if task["key"].startswith("batch_of_")
+    }
+
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning"
+)
+
+
+@pytest.mark.parametrize("expert_calibration", [None, "temperature"])
+def test_fit_on_dask_workers_equals_single_process_fit(
+    client, iris, expert_calibration
+):
+    X, y = iris
+    params = dict(
+        expert=LogisticRegression(max_iter=1000),
+        n_experts=3,
+        max_iter=5,
+        expert_calibration=expert_calibration,
+        random_state=0,
+    )
+    reference = MixtureOfExpertsClassifier(n_jobs=1, **params).fit(X, y)
+    with get_task_stream(client) as stream, parallel_backend("dask"):
+        distributed = MixtureOfExpertsClassifier(**params).fit(X, y)
+    expected = {"_fit_one"} | ({"_out_of_fold_proba"} if expert_calibration else set())
+    assert _functions_run(stream) == expected
+    workers = {task["worker"] for task in stream.data}
+    assert workers == set(client.scheduler_info()["workers"])  # both did work
+    assert_allclose(distributed.predict_proba(X), reference.predict_proba(X), atol=0)
+    assert distributed.n_iter_ == reference.n_iter_
+
+
+def test_grid_search_on_dask_workers(client, iris):
+    X, y = iris
+    grid = {"routing": ["soft", "hard"], "n_experts": [2, 3]}
+    estimator = MixtureOfExpertsClassifier(max_iter=5, random_state=0)
+    reference = GridSearchCV(estimator, grid, cv=3, n_jobs=1).fit(X, y)
+    with get_task_stream(client) as stream, parallel_backend("dask"):
+        distributed = GridSearchCV(estimator, grid, cv=3).fit(X, y)
+    assert "_fit_and_score" in _functions_run(stream)
+    assert_allclose(
+        distributed.cv_results_["mean_test_score"],
+        reference.cv_results_["mean_test_score"],
+        atol=0,
+    )
+    assert distributed.best_params_ == reference.best_params_
+
+
+def test_scattered_arrays_give_the_same_model(client):
+    """``parallel_backend("dask", scatter=[X, y])`` sends the arrays to the workers
+    once, up front; the tasks of every M-step then refer to them (the recipe of the
+    "Scaling up" guide for large data)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20_000, 10))
+    y = (X[:, 0] + 0.5 * rng.normal(size=X.shape[0]) > 0).astype(int)
+    model = MixtureOfExpertsClassifier(n_experts=2, max_iter=3, random_state=0)
+    with parallel_backend("dask", scatter=[X, y]):
+        fitted = model.fit(X, y)
+    reference = MixtureOfExpertsClassifier(
+        n_experts=2, max_iter=3, random_state=0
+    ).fit(X, y)
+    assert_allclose(fitted.predict_proba(X[:100]), reference.predict_proba(X[:100]))
