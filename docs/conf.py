@@ -251,6 +251,7 @@ html_sidebars = {
 # Reading order of the user guide; pages not listed come after these, alphabetically.
 USER_GUIDE_ORDER = [
     "routing",
+    "choosing_experts",
     "calibration_under_shift",
     "testing",
     "metrics",

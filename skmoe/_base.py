@@ -37,6 +37,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skmoe._criteria import count_parameters
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, GroupDRO, effective_sample_size
 
@@ -774,6 +775,97 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                     k, expert, X[rows]
                 )
         return out
+
+    # ------------------------------------------------- information criteria
+    @abstractmethod
+    def _encode_targets(self, y):
+        """``y`` as the fitted model's internal targets (class indices or floats)."""
+
+    def _log_likelihood_terms(self, X, y):
+        """Per-sample log-likelihood ``log f(y_i | x_i)`` under the routing, and the
+        posterior probability of each expert given ``(x_i, y_i)``."""
+        X = self._validate_predict_input(X)
+        y = self._encode_targets(y)
+        check_consistent_length(X, y)
+        log_gate = self._log_gate(X)
+        log_joint = log_gate + self._expert_log_likelihood(X, y)
+        if self.routing == "hard":
+            rows = np.arange(X.shape[0])
+            selected = np.argmax(log_gate, axis=1)
+            posterior = np.zeros_like(log_joint)
+            posterior[rows, selected] = 1.0
+            return log_joint[rows, selected] - log_gate[rows, selected], posterior
+        log_norm = logsumexp(log_joint, axis=1)
+        return log_norm, np.exp(log_joint - log_norm[:, None])
+
+    def _criterion(self, X, y, penalty):
+        check_is_fitted(self)
+        n_parameters = count_parameters(self)
+        log_likelihood, _ = self._log_likelihood_terms(X, y)
+        n_samples = log_likelihood.shape[0]
+        per_parameter = np.log(n_samples) if penalty == "bic" else 2.0
+        return -2.0 * float(log_likelihood.sum()) + per_parameter * n_parameters
+
+    def bic(self, X, y):
+        """Bayesian information criterion of the mixture on ``(X, y)``.
+
+        ``-2 log L + p log n``, with ``log L`` the log-likelihood of ``y`` given
+        ``X`` under the mixture's routing and ``p`` the number of free parameters
+        of the gate and the experts (:mod:`skmoe._criteria` says what is counted;
+        penalised experts count their nominal coefficients). Lower is better; fit
+        ``n_experts = 1, 2, ...`` and keep the smallest, as with flexmix's
+        ``stepFlexmix`` or scikit-learn's ``GaussianMixture``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        bic : float
+        """
+        return self._criterion(X, y, "bic")
+
+    def aic(self, X, y):
+        """Akaike information criterion of the mixture on ``(X, y)``.
+
+        ``-2 log L + 2 p``; see :meth:`bic`. Lower is better.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        aic : float
+        """
+        return self._criterion(X, y, "aic")
+
+    def icl(self, X, y):
+        """Integrated completed likelihood criterion (ICL-BIC) on ``(X, y)``.
+
+        :meth:`bic` plus twice the entropy of the posterior assignment of samples
+        to experts, ``-2 sum_i sum_k h_ik log h_ik`` (Biernacki, Celeux and Govaert,
+        2000): it also penalises experts that overlap, and prefers mixtures whose
+        experts are well separated. Equal to BIC under hard routing. Lower is
+        better.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+
+        Returns
+        -------
+        icl : float
+        """
+        bic = self._criterion(X, y, "bic")
+        _, posterior = self._log_likelihood_terms(X, y)
+        positive = posterior > 0
+        entropy = -float(np.sum(posterior[positive] * np.log(posterior[positive])))
+        return bic + 2.0 * entropy
 
     # -------------------------------------------------------- sklearn plumbing
     def get_metadata_routing(self):

@@ -307,6 +307,19 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                 "MixtureOfExpertsClassifier must predict class probabilities."
             )
 
+    def _encode_targets(self, y):
+        y = np.asarray(y)
+        indices = np.searchsorted(self.classes_, y)
+        indices = np.minimum(indices, self.classes_.shape[0] - 1)
+        unknown = self.classes_[indices] != y
+        if np.any(unknown):
+            raise ValueError(
+                f"y contains labels the mixture was not fitted on: "
+                f"{np.unique(y[unknown])[:5].tolist()}; its classes_ are "
+                f"{self.classes_.tolist()}."
+            )
+        return indices
+
     def _fit_expert_fallback(self, index, X, y, sample_weight):
         if np.unique(y).shape[0] < 2:
             return DummyClassifier(strategy="prior").fit(X, y, sample_weight)

@@ -192,6 +192,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y = np.asarray(y, dtype=np.float64)
         return self._fit(X, y, sample_weight, fit_params, groups)
 
+    def _encode_targets(self, y):
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 1 or not np.all(np.isfinite(y)):
+            raise ValueError("y must be a 1-D array of finite numbers.")
+        return y
+
     def _before_em(self, X, y, weights):
         mean = np.average(y, weights=weights)
         spread = np.sqrt(np.average((y - mean) ** 2, weights=weights))

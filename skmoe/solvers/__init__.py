@@ -4,3 +4,5 @@
 (minibatch Adam) train the same estimator parameters behind one small interface; the
 adversaries of :mod:`skmoe.reweighting` are objects every solver calls the same way.
 """
+
+__all__ = []
