@@ -47,8 +47,9 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_info
 
 from skmoe import MixtureOfExpertsClassifier
-from skmoe._base import _MIN_RELATIVE_WEIGHT
 from skmoe.gating import SoftmaxGate
+from skmoe.solvers import _em
+from skmoe.solvers._em import _MIN_RELATIVE_WEIGHT
 
 RELATIVE_ACCURACY = 1e-6
 TOLERANCES = (1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9)
@@ -241,7 +242,7 @@ def bench_gate(args, rng):
 
 # --------------------------------------------------------------------- part 2
 def expert_m_step(moe, X, y, weights, templates, responsibilities):
-    """The expert half of ``BaseMixtureOfExperts._m_step``, with the same inputs."""
+    """The expert half of ``skmoe.solvers._em._m_step``, with the same inputs."""
     expert_weights = responsibilities * weights[:, None]
     fitted = []
     for k, template in enumerate(templates):
@@ -281,7 +282,7 @@ def bench_em_iteration(args, moe, X, y):
     templates = [clone(moe.expert)] * n_experts
     model = fitted_copy(moe)
     log_joint = model._log_joint(X, y_encoded)
-    responsibilities, _ = model._e_step(log_joint, weights)
+    responsibilities, _ = _em._e_step(model, log_joint, weights)
     print(
         f"\n== 2. one EM iteration: n={n_samples}, d={X.shape[1]}, "
         f"{moe.classes_.shape[0]} classes, K={n_experts} LogisticRegression experts, "
@@ -294,13 +295,13 @@ def bench_em_iteration(args, moe, X, y):
     )
 
     def e_step(model):
-        return model._e_step(model._log_joint(X, y_encoded), weights)
+        return _em._e_step(model, model._log_joint(X, y_encoded), weights)
 
     def log_joint_only(model):
         return model._log_joint(X, y_encoded)
 
     def gate_m_step(model):
-        model._fit_gate(X, responsibilities, weights)
+        _em._fit_gate(model, X, responsibilities, weights)
 
     def experts_m_step(model):
         expert_m_step(model, X, y_encoded, weights, templates, responsibilities)
@@ -310,14 +311,14 @@ def bench_em_iteration(args, moe, X, y):
         expert_m_step(model, X, y_encoded, weights, templates, responsibilities)
 
     def whole_iteration(model):
-        model._m_step(X, y_encoded, weights, templates, responsibilities)
-        model._e_step(model._log_joint(X, y_encoded), weights)
+        _em._m_step(model, X, y_encoded, weights, templates, responsibilities)
+        _em._e_step(model, model._log_joint(X, y_encoded), weights)
 
     def capped_gate_m_step(model, max_iter=None, solver="lbfgs"):
         if max_iter is not None:
             model.gate_.set_params(max_iter=max_iter)
         model.gate_.set_params(solver=solver)
-        model._fit_gate(X, responsibilities, weights)
+        _em._fit_gate(model, X, responsibilities, weights)
         return model.gate_
 
     gate_variants = {

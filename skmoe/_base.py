@@ -1,21 +1,19 @@
-"""The shared machinery of the mixtures of experts: parameters, EM and hard EM.
+"""The shared machinery of the mixtures of experts: parameters, restarts, routing.
 
 :class:`BaseMixtureOfExperts` holds what the classifier and the regressor share: the
-parameters and their validation, the initialisation of the responsibilities, the EM loop
-(soft, hard or top-k) in log space with restarts and warm starts, optionally on
-adversarial sample weights after a warm-up, the M-step that fits the experts (in
-parallel through joblib) and the gate, and the routing at predict time.
-A subclass says how an expert is fitted on weighted data and how likely an expert finds
-the observed targets (:meth:`_expert_log_likelihood`).
+parameters and their validation, the initialisation of the responsibilities, the
+restarts (``n_init``) and warm starts around the solver that trains one
+initialisation (a module of :mod:`skmoe.solvers`: EM by default), how one expert is
+fitted on a weighted routed view, and the routing at predict time. A subclass says
+how an expert is fitted on weighted data and how likely an expert finds the observed
+targets (:meth:`_expert_log_likelihood`).
 """
 
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
-from time import perf_counter
 
 import numpy as np
-from joblib import Parallel, delayed
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.cluster import KMeans
@@ -39,24 +37,15 @@ from sklearn.utils.validation import (
 
 from skmoe._criteria import count_parameters
 from skmoe.gating import SoftmaxGate
-from skmoe.reweighting import AdversarialReweighting, GroupDRO, effective_sample_size
+from skmoe.reweighting import AdversarialReweighting, GroupDRO
+from skmoe.solvers import _em
+from skmoe.solvers._em import _MIN_RELATIVE_WEIGHT
 
-# Responsibilities below this fraction of an expert's largest one are dropped from its
-# weighted fit: they do not change the fit measurably and keeping them makes tree and
-# neighbour experts pay for samples they never see.
-_MIN_RELATIVE_WEIGHT = 1e-8
 # log of the smallest normal float: a zero likelihood becomes this, never -inf, so that
 # log-sum-exp stays finite when every expert gives a sample probability zero.
 _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 # L-BFGS iterations of the default gate in one M-step (see _new_gate)
 _DEFAULT_GATE_MAX_ITER = 20
-# Adversarial weights are floored at this fraction of the largest one: a tilt with a
-# huge eta would otherwise give most samples a weight of exactly zero, and experts
-# that lose every sample cannot be refitted.
-_MIN_ADVERSARIAL_WEIGHT = 1e-6
-# Thresholds of the filtered reweighting's routing-relevant samples (DESIGN.md).
-_REGRET_THRESHOLD = 1e-6
-_DISAGREEMENT_THRESHOLD = 0.01
 
 
 def _fit_estimator(estimator, X, y, sample_weight, fit_params):
@@ -103,39 +92,6 @@ def _principal_slabs(X, weights, n_slabs):
         (n_slabs * midpoints / value_weights.sum()).astype(np.intp), n_slabs - 1
     )
     return slabs[inverse]
-
-
-def _reseed_empty(responsibilities, weights, fit_quality):
-    """Give an expert that lost all its weight the samples the mixture explains worst.
-
-    Happens in hard EM when no sample selects an expert, and under top-k routing when
-    an expert is in no sample's top k. The samples come from the experts that can spare
-    them, worst-explained first, and are moved whole (one-hot) to the empty expert, so
-    it restarts where the current mixture fits least.
-    """
-    n_samples, n_experts = responsibilities.shape
-    mass = weights @ responsibilities
-    empty = list(np.flatnonzero(mass <= 0))
-    if not empty:
-        return responsibilities
-    responsibilities = responsibilities.copy()
-    owner = np.argmax(responsibilities, axis=1)
-    counts = np.bincount(owner[weights > 0], minlength=n_experts)
-    quota = max(1, int(np.count_nonzero(weights)) // (2 * n_experts))
-    moved = 0
-    for sample in np.argsort(fit_quality, kind="stable"):
-        if not empty:
-            break
-        if weights[sample] <= 0 or counts[owner[sample]] <= quota:
-            continue
-        counts[owner[sample]] -= 1
-        responsibilities[sample] = 0.0
-        responsibilities[sample, empty[0]] = 1.0
-        moved += 1
-        if moved >= quota:
-            empty.pop(0)
-            moved = 0
-    return responsibilities
 
 
 class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta):
@@ -296,16 +252,12 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
     # ------------------------------------------------------------------- fit
     def _fit(self, X, y, sample_weight, fit_params, groups=None):
         """The EM template shared by the subclasses; ``X`` and ``y`` are validated."""
-        templates = self._expert_templates()
+        solver = self._solver_module()
+        templates = solver.check(self)
         n_experts = len(templates)
         n_samples = X.shape[0]
         self._check_sizes(n_samples, n_experts)
-        self._check_weight_support(
-            templates,
-            needs_weights=self.routing != "hard"
-            or sample_weight is not None
-            or self.reweighting is not None,
-        )
+        self._check_weight_support(templates, needs_weights=sample_weight is not None)
         if isinstance(self.reweighting, AdversarialReweighting | GroupDRO):
             self.reweighting._validate_params()  # fail before EM, not after warm-up
         self._groups = self._check_groups(groups, X)
@@ -341,8 +293,15 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                     X, weights, n_experts, random_state
                 )
                 self.gate_ = _seeded(self._new_gate(), random_state)
-            state = self._run_em(
-                X, y, weights, templates, responsibilities, init_index, random_state
+            state = solver.run(
+                self,
+                X,
+                y,
+                weights,
+                templates,
+                responsibilities,
+                init_index,
+                random_state,
             )
             if best is None or state["lower_bound_"] > best["lower_bound_"]:
                 best = state
@@ -428,6 +387,10 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             responsibilities[np.arange(n_samples), labels] = 1.0
         return responsibilities
 
+    def _solver_module(self):
+        """The module of :mod:`skmoe.solvers` that trains this mixture."""
+        return _em
+
     def _reweighting(self):
         """The reweighting object, or None."""
         if self.reweighting is None or isinstance(
@@ -464,162 +427,8 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             raise ValueError("groups contains NaN or infinity.")
         return encoded
 
-    def _run_em(
-        self, X, y, weights, templates, responsibilities, init_index, random_state
-    ):
-        """Alternate M- and E-steps from ``responsibilities`` (None: current model).
-
-        With reweighting, the M-steps use ``fit_weights`` = the data weights tilted
-        by the adversarial weights of the previous E-step, once the warm-up is over.
-        """
-        reweighting = self._reweighting()
-        n_warmup = 0 if reweighting is None else reweighting._n_warmup(self.max_iter)
-        tilting = False
-        fit_weights = weights
-        log_group_weights = None  # Group DRO's adversary, from equal weights
-        n_tilts = 0  # tilts averaged so far (AdversarialReweighting(averaging=True))
-        lower_bounds, effective_sizes = [], []
-        converged = False
-        if responsibilities is None:
-            log_joint = self._log_joint(X, y)
-            responsibilities, _ = self._e_step(log_joint, weights)
-        previous = -np.inf
-        n_iter = 0
-        for n_iter in range(1, self.max_iter + 1):
-            tic = perf_counter()
-            self._m_step(X, y, fit_weights, templates, responsibilities)
-            expert_weights = responsibilities * fit_weights[:, None]
-            log_gate = self._log_gate(X)
-            log_likelihood = self._expert_log_likelihood(X, y)
-            log_joint = log_gate + log_likelihood
-            responsibilities, lower_bound = self._e_step(log_joint, fit_weights)
-            lower_bounds.append(lower_bound)
-            if self.verbose:
-                print(
-                    f"init {init_index} iteration {n_iter}: lower bound "
-                    f"{lower_bound:.6f} ({perf_counter() - tic:.2f}s)"
-                )
-            settled = abs(lower_bound - previous) < self.tol
-            previous = lower_bound
-            if reweighting is not None:
-                effective_sizes.append(effective_sample_size(fit_weights))
-                if not tilting and (settled or n_iter >= n_warmup):
-                    # the warm-up ends: the tilted objective is a new one
-                    tilting, settled, previous = True, False, -np.inf
-                if tilting and isinstance(reweighting, GroupDRO):
-                    fit_weights, log_group_weights = self._group_dro_weights(
-                        log_gate,
-                        log_likelihood,
-                        weights,
-                        reweighting,
-                        log_group_weights,
-                    )
-                elif tilting:
-                    tilt = self._adversarial_weights(
-                        X, log_gate, log_likelihood, weights, reweighting, random_state
-                    )
-                    n_tilts += 1
-                    if reweighting.averaging and n_tilts > 1:
-                        # fictitious play: the mean of the tilts so far
-                        fit_weights = fit_weights + (tilt - fit_weights) / n_tilts
-                    else:
-                        fit_weights = tilt
-            if settled:
-                converged = True
-                break
-        if self.verbose:
-            status = "converged" if converged else "did not converge"
-            print(f"init {init_index} {status} after {n_iter} iterations.")
-        state = {
-            "experts_": self.experts_,
-            "gate_": self.gate_,
-            "n_iter_": n_iter,
-            "converged_": converged,
-            "lower_bound_": lower_bounds[-1],
-            "lower_bounds_": np.asarray(lower_bounds),
-            "_expert_weights": expert_weights,
-            **self._extra_state(),
-        }
-        if reweighting is not None:
-            # the weights the final experts and gate were fitted with
-            used = expert_weights.sum(axis=1)
-            state["adversarial_weights_"] = used / used.sum()
-            state["effective_sample_sizes_"] = np.asarray(effective_sizes)
-        if isinstance(reweighting, GroupDRO):
-            # the group weights of the last M-step: those behind fit_weights before
-            # the final update (the data's group shares if the tilt never started)
-            state["group_weights_"] = self._fitted_group_weights(expert_weights)
-        return state
-
-    def _sample_losses(self, log_gate, log_likelihood):
-        """Per-sample loss of the mixture under its routing, ``-log f(y_i | x_i)``."""
-        if self.routing == "hard":
-            selected = np.argmax(log_gate, axis=1)
-            rows = np.arange(log_gate.shape[0])
-            return -log_likelihood[rows, selected]
-        return -logsumexp(log_gate + log_likelihood, axis=1)
-
-    def _adversarial_weights(
-        self, X, log_gate, log_likelihood, weights, reweighting, random_state
-    ):
-        """Data weights times the adversarial weights, rescaled to the data's total."""
-        losses = self._sample_losses(log_gate, log_likelihood)
-        relevant = None
-        if reweighting.filtered:
-            regret = losses + log_likelihood.max(axis=1)
-            relevant = regret > _REGRET_THRESHOLD
-            if self.routing != "hard":
-                routing_weights = np.exp(log_gate)
-                disagreement = self._expert_disagreement(X, routing_weights)
-                relevant |= disagreement > _DISAGREEMENT_THRESHOLD
-        tilt = reweighting.compute_weights(
-            losses, weights, relevant=relevant, random_state=random_state
-        )
-        positive = weights > 0
-        tilt[positive] = np.maximum(
-            tilt[positive], _MIN_ADVERSARIAL_WEIGHT * tilt.max()
-        )
-        return weights.sum() * tilt / tilt.sum()
-
-    def _group_dro_weights(
-        self, log_gate, log_likelihood, weights, reweighting, log_group_weights
-    ):
-        """Data weights spread by Group DRO's adversary after one more step."""
-        groups = self._groups
-        n_groups = int(groups.max()) + 1
-        if log_group_weights is None:
-            log_group_weights = np.full(n_groups, -np.log(n_groups))
-        losses = self._sample_losses(log_gate, log_likelihood)
-        tilt, log_group_weights = reweighting._step(
-            losses, groups, n_groups, weights, log_group_weights
-        )
-        return weights.sum() * tilt, log_group_weights
-
-    def _fitted_group_weights(self, expert_weights):
-        """Each group's share of the weights the final M-step used."""
-        used = expert_weights.sum(axis=1)
-        shares = np.bincount(self._groups, weights=used)
-        return shares / shares.sum()
-
     def _extra_state(self):
         return {}
-
-    def _e_step(self, log_joint, weights):
-        """Responsibilities and the weighted mean (classification) log-likelihood."""
-        total = weights.sum()
-        rows = np.arange(log_joint.shape[0])
-        if self.routing == "hard":
-            assignment = np.argmax(log_joint, axis=1)
-            fit_quality = log_joint[rows, assignment]
-            responsibilities = np.zeros_like(log_joint)
-            responsibilities[rows, assignment] = 1.0
-            lower_bound = float(weights @ fit_quality / total)
-        else:
-            log_norm = logsumexp(log_joint, axis=1)
-            responsibilities = np.exp(log_joint - log_norm[:, None])
-            fit_quality = log_norm
-            lower_bound = float(weights @ log_norm / total)
-        return _reseed_empty(responsibilities, weights, fit_quality), lower_bound
 
     def _weighted_view(self, column, candidates=None):
         """The rows an expert is fitted on and their weights (None: all equal)."""
@@ -635,20 +444,6 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if self.routing == "hard" and np.all(sample_weight == sample_weight[0]):
             sample_weight = None  # lets experts without sample_weight serve
         return rows, sample_weight
-
-    def _m_step(self, X, y, weights, templates, responsibilities):
-        expert_weights = responsibilities * weights[:, None]
-        jobs = []
-        for k, template in enumerate(templates):
-            rows, sample_weight = self._weighted_view(expert_weights[:, k])
-            jobs.append((k, template, rows, sample_weight))
-        fitted = Parallel(n_jobs=self.n_jobs)(
-            delayed(self._fit_one)(k, template, X, y, rows, sample_weight)
-            for k, template, rows, sample_weight in jobs
-        )
-        self.experts_ = fitted
-        self._after_m_step(X, y, expert_weights)
-        self._fit_gate(X, responsibilities, weights)
 
     def _fit_one(self, index, template, X, y, rows, sample_weight, warm=True):
         X_view, y_view = X[rows], y[rows]
@@ -688,22 +483,6 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             estimator.set_params(warm_start=True)
             return estimator
         return clone(template)
-
-    def _fit_gate(self, X, responsibilities, weights):
-        if isinstance(self.gate_, SoftmaxGate):
-            # EM needs an M-step that improves the gate, not its exact optimum
-            # (generalised EM); the next M-step warm-starts from here.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                self.gate_._fit_targets(X, responsibilities, weights)
-            return
-        if self.routing == "hard":
-            self.gate_.fit(X, responsibilities.argmax(axis=1), sample_weight=weights)
-            return
-        # a general classifier learns soft targets from one weighted copy per expert
-        replicated = responsibilities * weights[:, None]
-        rows, experts = np.nonzero(replicated > _MIN_RELATIVE_WEIGHT * replicated.max())
-        self.gate_.fit(X[rows], experts, sample_weight=replicated[rows, experts])
 
     # --------------------------------------------------------------- routing
     def _log_gate(self, X):

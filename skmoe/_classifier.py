@@ -11,8 +11,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
 from skmoe._base import _LOG_TINY, BaseMixtureOfExperts
-from skmoe._gradient import check_gradient_solver, run_gradient
 from skmoe.calibration import ProbabilityCalibrator
+from skmoe.solvers import _em, _gradient
 
 # Folds of the cross-fitting behind expert_calibration.
 _CALIBRATION_FOLDS = 5
@@ -354,8 +354,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             The fitted mixture.
         """
         self._validate_params()
-        if self.solver == "gradient":
-            check_gradient_solver(self)
+        self._solver_module().check(self)  # before the data: parameter errors first
         self._raise_for_fit_params(fit_params)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
@@ -367,13 +366,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             )
         return self._fit(X, encoded, sample_weight, fit_params, groups)
 
-    def _run_em(self, *args):
-        # solver="gradient" replaces the EM loop of one initialisation (same
-        # arguments, same returned state); the rest of BaseMixtureOfExperts._fit
-        # (validation, restarts, calibration) is shared.
-        if self.solver == "gradient":
-            return run_gradient(self, *args)
-        return super()._run_em(*args)
+    def _solver_module(self):
+        return _gradient if self.solver == "gradient" else _em
 
     def _after_em(self, X, y, weights, templates, expert_weights, random_state):
         if self.expert_calibration is None:

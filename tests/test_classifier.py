@@ -30,8 +30,8 @@ from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
 from skmoe import MixtureOfExpertsClassifier
-from skmoe._base import _reseed_empty
 from skmoe.gating import SoftmaxGate
+from skmoe.solvers._em import _reseed_empty
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,11 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 
 from skmoe import MixtureOfExpertsClassifier
-from skmoe._gradient import _JointObjective
 from skmoe._kernels.joint import joint_loss_grad, joint_losses
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, GroupDRO
 from skmoe.reweighting._adversarial import _bounded_eta
+from skmoe.solvers._gradient import _JointObjective
 
 
 @pytest.fixture(scope="module")

@@ -282,6 +282,48 @@ class AdversarialReweighting(BaseEstimator):
         weights = plan.weights(losses)
         return weights / weights.sum()
 
+    def step(
+        self,
+        losses,
+        sample_weight=None,
+        *,
+        groups=None,
+        relevant=None,
+        random_state=None,
+        state=None,
+    ):
+        """One move of the adversary: the weights for the current losses.
+
+        The method every solver of :mod:`skmoe.solvers` calls, with the signature
+        :meth:`GroupDRO.step` shares.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+            Finite per-sample losses ``L_i`` of the current model.
+        sample_weight : array-like of shape (n_samples,), default=None
+            The data's own non-negative weights ``w``; ``None`` means equal weights.
+        groups : array-like of shape (n_samples,), default=None
+            Ignored: the tilt is per sample.
+        relevant : array-like of bool of shape (n_samples,), default=None
+            The routing-relevant samples, used when ``filtered=True``.
+        random_state : int, RandomState instance or None, default=None
+            Draws the minibatch partition.
+        state : None
+            The running state of the previous step; the tilt keeps none.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples,)
+            The weights ``q``, non-negative and summing to one.
+        state : None
+            The state to pass to the next step.
+        """
+        weights = self.compute_weights(
+            losses, sample_weight, relevant=relevant, random_state=random_state
+        )
+        return weights, None
+
     def _plan(self, losses, sample_weight, relevant, random_state):
         """Fix the partition, the relevant sets and each batch's ``eta'``.
 

@@ -149,6 +149,58 @@ class GroupDRO(BaseEstimator):
         weights, log_pi = self._step(losses, encoded, n_groups, base, log_pi)
         return weights, np.exp(log_pi)
 
+    def step(
+        self,
+        losses,
+        sample_weight=None,
+        *,
+        groups=None,
+        relevant=None,
+        random_state=None,
+        state=None,
+    ):
+        """One move of the adversary: the weights for the current losses.
+
+        The method every solver of :mod:`skmoe.solvers` calls, with the signature
+        :meth:`AdversarialReweighting.step` shares; the state carried from step to
+        step is ``log pi``.
+
+        Parameters
+        ----------
+        losses : array-like of shape (n_samples,)
+            Finite per-sample losses of the current model.
+        sample_weight : array-like of shape (n_samples,), default=None
+            The data's own non-negative weights; ``None`` means equal weights.
+        groups : array-like of shape (n_samples,)
+            Group label of each sample (required).
+        relevant : None
+            Ignored: Group DRO moves weight between groups only.
+        random_state : None
+            Ignored: the step is deterministic.
+        state : ndarray of shape (n_groups,), default=None
+            ``log pi`` after the previous step, in the order of
+            ``np.unique(groups)``; ``None`` means equal group weights.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples,)
+            Sample weights ``pi_g w_i / W_g`` after the step, summing to one.
+        state : ndarray of shape (n_groups,)
+            ``log pi`` after the step, to pass to the next one.
+        """
+        if groups is None:
+            raise ValueError("GroupDRO.step needs the group of every sample: groups.")
+        _, encoded = np.unique(np.asarray(groups), return_inverse=True)
+        n_groups = int(encoded.max()) + 1 if encoded.size else 0
+        losses = np.asarray(losses, dtype=np.float64)
+        if sample_weight is None:
+            base = np.ones(losses.shape[0])
+        else:
+            base = np.asarray(sample_weight, dtype=np.float64)
+        if state is None:
+            state = np.full(n_groups, -np.log(max(n_groups, 1)))
+        return self._step(losses, encoded, n_groups, base, state)
+
     def _step(self, losses, encoded, n_groups, base, log_pi):
         """The step on encoded groups, in log space; ``log_pi`` may hold -inf."""
         group_totals = np.bincount(encoded, weights=base, minlength=n_groups)

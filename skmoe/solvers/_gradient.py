@@ -11,6 +11,7 @@ losses and their weighted gradient come from the numba kernels of
 :mod:`skmoe._kernels.joint`; the fitted gate and experts are handed back as a
 :class:`~skmoe.gating.SoftmaxGate` and :class:`~sklearn.linear_model.LogisticRegression`
 objects, so that everything downstream of EM (prediction, calibration) works on them.
+The module follows the interface of :mod:`skmoe.solvers` (``check`` and ``run``).
 """
 
 import numpy as np
@@ -19,10 +20,11 @@ from scipy.special import softmax
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
-from skmoe._base import _DISAGREEMENT_THRESHOLD, _REGRET_THRESHOLD
 from skmoe._kernels.joint import joint_loss_grad, joint_losses
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, effective_sample_size
+from skmoe.solvers import routing_relevant
+from skmoe.solvers._em import _m_step
 
 # The tilted phase runs at most this many rounds. Each round fixes the minibatch
 # partition, the relevant sets of the filtered variant and each batch's eta' (the
@@ -40,7 +42,7 @@ _FTOL = 64 * np.finfo(np.float64).eps
 _UNSEEN_PROBABILITY = 1e-4
 
 
-def check_gradient_solver(mixture):
+def check(mixture):
     """Raise a clear error if ``mixture``'s parameters do not fit ``solver="gradient"``.
 
     Returns
@@ -271,20 +273,9 @@ def _install(mixture, objective, theta, templates, n_iter):
     mixture.gate_.n_iter_ = n_iter
 
 
-def _relevant(mixture, X, y, losses):
-    """The routing-relevant samples of the filtered variant (as EM defines them)."""
-    log_gate = mixture._log_gate(X)
-    log_likelihood = mixture._expert_log_likelihood(X, y)
-    relevant = losses + log_likelihood.max(axis=1) > _REGRET_THRESHOLD
-    disagreement = mixture._expert_disagreement(X, np.exp(log_gate))
-    return relevant | (disagreement > _DISAGREEMENT_THRESHOLD)
-
-
-def run_gradient(
-    mixture, X, y, weights, templates, responsibilities, init_index, random_state
-):
+def run(mixture, X, y, weights, templates, responsibilities, init_index, random_state):
     """Train gate and experts jointly from ``responsibilities`` (None: the fitted
-    model); return the state :meth:`BaseMixtureOfExperts._run_em` returns.
+    model); return the state of the :mod:`skmoe.solvers` interface.
 
     The start is one M-step of EM on ``responsibilities``, so that ``init``,
     ``n_init``, ``random_state`` and ``warm_start`` mean what they mean for EM.
@@ -293,7 +284,7 @@ def run_gradient(
     ``effective_sample_sizes_`` hold one entry per L-BFGS iteration.
     """
     if responsibilities is not None:
-        mixture._m_step(X, y, weights, templates, responsibilities)
+        _m_step(mixture, X, y, weights, templates, responsibilities)
     n_classes = mixture.classes_.shape[0]
     n_features = X.shape[1]
     y = np.ascontiguousarray(y, dtype=np.intp)
@@ -349,7 +340,13 @@ def run_gradient(
             relevant = None
             if reweighting.filtered:
                 _install(mixture, objective, theta, templates, n_iter)
-                relevant = _relevant(mixture, X, y, losses)
+                relevant = routing_relevant(
+                    mixture,
+                    X,
+                    losses,
+                    mixture._log_gate(X),
+                    mixture._expert_log_likelihood(X, y),
+                )
             objective.plan = reweighting._plan(losses, weights, relevant, random_state)
             objective.gradient = reweighting.gradient
             theta, round_iter, converged = descend(theta, mixture.max_iter - n_iter)
