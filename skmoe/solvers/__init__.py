@@ -49,6 +49,9 @@ state to hand to the next step.
 import numpy as np
 from scipy.special import logsumexp
 
+# The solvers are internal: the estimators' ``solver`` parameter selects them.
+__all__ = []
+
 # Thresholds of the filtered reweighting's routing-relevant samples (DESIGN.md).
 _REGRET_THRESHOLD = 1e-6
 _DISAGREEMENT_THRESHOLD = 0.01
