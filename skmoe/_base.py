@@ -18,6 +18,7 @@ from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import (
@@ -48,10 +49,38 @@ _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 _DEFAULT_GATE_MAX_ITER = 20
 
 
+def _accepts_sample_weight(estimator):
+    """Whether ``estimator.fit`` takes ``sample_weight``; for a Pipeline, whether its
+    final step does (the mixture weighs the samples of that step)."""
+    if isinstance(estimator, Pipeline):
+        final = estimator.steps[-1][1]
+        return final not in (None, "passthrough") and _accepts_sample_weight(final)
+    return has_fit_parameter(estimator, "sample_weight")
+
+
 def _fit_estimator(estimator, X, y, sample_weight, fit_params):
-    """Fit one expert; module level so that joblib can pickle it."""
+    """Fit one expert; module level so that joblib can pickle it.
+
+    A Pipeline gets ``sample_weight`` in its final step, the model the weights are
+    for (the preprocessing steps, a scaler or a spline basis, are fitted unweighted):
+    as ``<last step>__sample_weight`` without metadata routing, and through the final
+    step's fit request with it (set on this clone, never on the user's estimator).
+    """
     if sample_weight is None:
         return estimator.fit(X, y, **fit_params)
+    if isinstance(estimator, Pipeline):
+        name, final = estimator.steps[-1]
+        if not _routing_enabled():
+            weight_param = {f"{name}__sample_weight": sample_weight}
+            return estimator.fit(X, y, **weight_param, **fit_params)
+        final.set_fit_request(sample_weight=True)
+        for _, step in estimator.steps[:-1]:
+            # a preprocessing step that could take the weights and was not told
+            # otherwise does without them, as without metadata routing
+            requests = step.get_metadata_routing().fit.requests
+            if requests.get("sample_weight", False) is None:
+                step.set_fit_request(sample_weight=False)
+        return estimator.fit(X, y, sample_weight=sample_weight, **fit_params)
     return estimator.fit(X, y, sample_weight=sample_weight, **fit_params)
 
 
@@ -221,7 +250,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if not needs_weights:
             return
         for index, estimator in enumerate(templates):
-            if not has_fit_parameter(estimator, "sample_weight"):
+            if not _accepts_sample_weight(estimator):
                 raise ValueError(
                     f"The expert {estimator!r} (expert {index}) does not accept "
                     "sample_weight in fit, which routing='soft' and routing='topk' "
