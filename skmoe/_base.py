@@ -45,6 +45,10 @@ from skmoe.solvers._em import _MIN_RELATIVE_WEIGHT
 # log of the smallest normal float: a zero likelihood becomes this, never -inf, so that
 # log-sum-exp stays finite when every expert gives a sample probability zero.
 _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
+# Share of the initial responsibilities spread uniformly over the experts for an
+# unpenalised gate under soft and top-k routing, so that the first M-step's targets
+# are not a separable partition (see _initial_responsibilities).
+_INITIAL_SOFTENING = 0.1
 # L-BFGS iterations of the default gate in one M-step (see _new_gate)
 _DEFAULT_GATE_MAX_ITER = 20
 
@@ -140,7 +144,10 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
-        "init": [StrOptions({"kmeans", "pca", "random"})],
+        "init": [
+            StrOptions({"kmeans", "pca", "random", "random_partition"}),
+            "array-like",
+        ],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -373,14 +380,84 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         return gate
 
     def _initial_responsibilities(self, X, weights, n_experts, random_state):
+        """The responsibilities of the first M-step.
+
+        Every start but a user's matrix is a partition of the samples. One made from
+        ``X`` (k-means, slabs, nearest centres) is linearly separable, and a gate
+        without penalty (``SoftmaxGate(C=np.inf)``, flexmix's concomitant model)
+        fitted on it diverges in the first M-step and freezes EM; for such a gate the
+        partition is softened towards the uniform (``_INITIAL_SOFTENING``) under
+        soft and top-k routing. A penalised gate stays finite on a partition and
+        starts from it unchanged; hard EM's M-steps see only one-hot
+        responsibilities, and keep the partition.
+        """
         n_samples = X.shape[0]
         if n_experts == 1:
             return np.ones((n_samples, 1))
-        if self.init == "pca":
-            labels = _principal_slabs(X, weights, n_experts)
+        if not isinstance(self.init, str):
+            return self._given_responsibilities(n_samples, n_experts)
+        labels = self._initial_partition(X, weights, n_experts, random_state)
+        responsibilities = np.zeros((n_samples, n_experts))
+        responsibilities[np.arange(n_samples), labels] = 1.0
+        if self.routing != "hard" and self._unpenalised_gate():
+            responsibilities = (
+                1 - _INITIAL_SOFTENING
+            ) * responsibilities + _INITIAL_SOFTENING / n_experts
+        return responsibilities
+
+    def _unpenalised_gate(self):
+        return isinstance(self.gate, SoftmaxGate) and np.isinf(self.gate.C)
+
+    def _given_responsibilities(self, n_samples, n_experts):
+        """``init`` given as labels or responsibilities (flexmix's ``cluster=``)."""
+        if self.n_init != 1:
+            raise ValueError(
+                "init given as an array is a single start: n_init must be 1; got "
+                f"n_init={self.n_init}."
+            )
+        given = np.asarray(self.init)
+        if given.ndim == 1:
+            if given.shape[0] != n_samples or not np.issubdtype(
+                given.dtype, np.integer
+            ):
+                raise ValueError(
+                    "init given as labels must hold one integer expert index per "
+                    f"sample: expected shape ({n_samples},), got an array of shape "
+                    f"{given.shape} and dtype {given.dtype}."
+                )
+            if given.min() < 0 or given.max() >= n_experts:
+                raise ValueError(
+                    f"init labels must lie in [0, n_experts={n_experts}); got values "
+                    f"from {given.min()} to {given.max()}."
+                )
             responsibilities = np.zeros((n_samples, n_experts))
-            responsibilities[np.arange(n_samples), labels] = 1.0
-        elif self.init == "kmeans":
+            responsibilities[np.arange(n_samples), given] = 1.0
+            return responsibilities
+        if given.shape != (n_samples, n_experts):
+            raise ValueError(
+                "init given as responsibilities must have shape (n_samples, "
+                f"n_experts) = ({n_samples}, {n_experts}); got {given.shape}."
+            )
+        given = given.astype(np.float64)
+        totals = given.sum(axis=1, keepdims=True)
+        if not np.all(np.isfinite(given)) or np.any(given < 0) or np.any(totals <= 0):
+            raise ValueError(
+                "init given as responsibilities must be finite and non-negative, with "
+                "a positive sum in every row."
+            )
+        return given / totals
+
+    def _initial_partition(self, X, weights, n_experts, random_state):
+        """The expert each sample starts with, under a named ``init``."""
+        n_samples = X.shape[0]
+        if self.init == "random_partition":
+            # flexmix's start: every sample to an expert drawn uniformly at random.
+            # Not made from X, so it suits experts that overlap in X (mixtures of
+            # regressions); the softening keeps EM off the symmetric fixed point.
+            return random_state.randint(n_experts, size=n_samples)
+        if self.init == "pca":
+            return _principal_slabs(X, weights, n_experts)
+        if self.init == "kmeans":
             labels = (
                 KMeans(
                     n_clusters=n_experts,
@@ -390,31 +467,25 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                 .fit(X, sample_weight=weights)
                 .labels_
             )
-            responsibilities = np.zeros((n_samples, n_experts))
-            responsibilities[np.arange(n_samples), labels] = 1.0
-            # duplicated points can leave a cluster empty: give it random samples
-            for k in np.flatnonzero(responsibilities.sum(axis=0) == 0):
-                donors = random_state.choice(n_samples, size=1)
-                responsibilities[donors] = 0.0
-                responsibilities[donors, k] = 1.0
-        else:
-            # random centres drawn from the data (weight-proportionally), each sample
-            # given to its nearest: random but spatially coherent. Responsibilities
-            # drawn independently per sample would fit every expert to the same data,
-            # a symmetric fixed point that EM never leaves.
-            centres = (
-                random_state.choice(
-                    n_samples, size=n_experts, replace=False, p=weights / weights.sum()
-                )
-                if np.count_nonzero(weights) >= n_experts
-                else random_state.choice(n_samples, size=n_experts, replace=False)
+            # duplicated points can leave a cluster empty: give it a random sample
+            for k in np.setdiff1d(np.arange(n_experts), labels):
+                labels[random_state.choice(n_samples, size=1)] = k
+            return labels
+        # random centres drawn from the data (weight-proportionally), each sample
+        # given to its nearest: random but spatially coherent. Responsibilities
+        # drawn independently per sample would fit every expert to the same data,
+        # a symmetric fixed point that EM never leaves.
+        centres = (
+            random_state.choice(
+                n_samples, size=n_experts, replace=False, p=weights / weights.sum()
             )
-            distances = ((X[:, None, :] - X[None, centres, :]) ** 2).sum(axis=2)
-            labels = np.argmin(distances, axis=1)
-            labels[centres] = np.arange(n_experts)
-            responsibilities = np.zeros((n_samples, n_experts))
-            responsibilities[np.arange(n_samples), labels] = 1.0
-        return responsibilities
+            if np.count_nonzero(weights) >= n_experts
+            else random_state.choice(n_samples, size=n_experts, replace=False)
+        )
+        distances = ((X[:, None, :] - X[None, centres, :]) ** 2).sum(axis=2)
+        labels = np.argmin(distances, axis=1)
+        labels[centres] = np.arange(n_experts)
+        return labels
 
     def _solver_module(self):
         """The module of :mod:`skmoe.solvers` that trains this mixture."""

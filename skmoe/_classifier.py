@@ -87,12 +87,23 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         gradient (the objective being a mean over samples) exceeds ``tol``.
     n_init : int, default=1
         Number of initialisations; the one with the best final likelihood is kept.
-    init : {"kmeans", "pca", "random"}, default="kmeans"
-        Initial responsibilities: the clusters of k-means on ``X``; ``n_experts``
+    init : {"kmeans", "pca", "random", "random_partition"} or array-like, \
+            default="kmeans"
+        The start of EM: a partition of the samples into experts (for an
+        unpenalised gate, ``SoftmaxGate(C=np.inf)``, under soft and top-k routing,
+        softened to 90% on the sample's expert and the rest spread evenly, so that
+        the first gate fit stays finite).
+        ``"kmeans"``: the clusters of k-means on ``X``; ``"pca"``: ``n_experts``
         slabs of equal weight along the first (weighted) principal component, a
-        deterministic start under which integer sample weights are exactly equivalent
-        to repeated rows; or each sample given to the nearest of ``n_experts``
-        samples drawn at random.
+        deterministic start under which integer sample weights are exactly
+        equivalent to repeated rows; ``"random"``: each sample to the nearest of
+        ``n_experts`` samples drawn at random; ``"random_partition"``: each sample
+        to an expert drawn uniformly at random (flexmix's start), which suits
+        experts that overlap in ``X`` (mixtures of regressions) and explores more
+        across ``n_init`` restarts. An array gives the start itself (flexmix's
+        ``cluster=``): integer expert labels of shape (n_samples,) or
+        responsibilities of shape (n_samples, n_experts), used as given (rows
+        normalised); then ``n_init`` must be 1.
     warm_start : bool, default=False
         Continue EM from the fitted experts and gate when fit is called again (then
         ``n_init`` is ignored).
