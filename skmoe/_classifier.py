@@ -12,6 +12,7 @@ from sklearn.utils.validation import validate_data
 
 from skmoe._base import _LOG_TINY, BaseMixtureOfExperts
 from skmoe._gradient import check_gradient_solver, run_gradient
+from skmoe._validation import explained_input_errors
 from skmoe.calibration import ProbabilityCalibrator
 
 # Folds of the cross-fitting behind expert_calibration.
@@ -32,14 +33,14 @@ def _unseen_class_proba(experts, y, expert_weights, weights, n_classes):
     are instead estimated as the posterior predictive of a Dirichlet prior centred
     on the training class frequencies ``pi`` and worth ``_CLASS_PRIOR_WEIGHT``
     samples: a class ``c`` gets ``(n_kc + pi_c) / (n_k + 1)``, with ``n_kc`` the
-    weight of class ``c`` among the expert's training samples (weights rescaled to
-    a mean of one) and ``n_k`` their total. The classes the expert never saw share
-    that mass (Laplace's rule of succession, generalised to the class prior), and
-    the expert's own probabilities are scaled by what is left. The mass vanishes as
-    the routed view grows, favours the common classes, and leaves an expert that
-    saw every class unchanged (its row is zero).
+    weight of class ``c`` among the expert's training samples (a sample weight
+    counts as that many samples, as everywhere in fit) and ``n_k`` their total.
+    The classes the expert never saw share that mass (Laplace's rule of
+    succession, generalised to the class prior), and the expert's own
+    probabilities are scaled by what is left. The mass vanishes as the routed view
+    grows, favours the common classes, and leaves an expert that saw every class
+    unchanged (its row is zero).
     """
-    scale = weights.shape[0] / weights.sum()
     class_weights = np.bincount(y, weights, minlength=n_classes)
     prior = class_weights / class_weights.sum()
     unseen_proba = np.zeros((len(experts), n_classes))
@@ -48,7 +49,7 @@ def _unseen_class_proba(experts, y, expert_weights, weights, n_classes):
         seen[np.asarray(expert.classes_, dtype=np.intp)] = True
         if seen.all():
             continue
-        counts = np.bincount(y, expert_weights[:, k] * scale, minlength=n_classes)
+        counts = np.bincount(y, expert_weights[:, k], minlength=n_classes)
         posterior = (counts + _CLASS_PRIOR_WEIGHT * prior) / (
             counts.sum() + _CLASS_PRIOR_WEIGHT
         )
@@ -391,7 +392,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         if self.solver == "gradient":
             check_gradient_solver(self)
         self._raise_for_fit_params(fit_params)
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        with explained_input_errors(self):
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if self.classes_.shape[0] < 2:

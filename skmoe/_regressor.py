@@ -12,6 +12,7 @@ from sklearn.utils.validation import (
 )
 
 from skmoe._base import BaseMixtureOfExperts
+from skmoe._validation import explained_input_errors
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -194,7 +195,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         """
         self._validate_params()
         self._raise_for_fit_params(fit_params)
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
+        with explained_input_errors(self):
+            X, y = validate_data(
+                self, X, y, dtype=[np.float64, np.float32], y_numeric=True
+            )
         y = np.asarray(y, dtype=np.float64)
         return self._fit(X, y, sample_weight, fit_params, groups)
 

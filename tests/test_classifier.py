@@ -259,9 +259,8 @@ def test_unseen_class_mass_is_the_dirichlet_posterior_predictive():
             assert_array_equal(moe.unseen_class_proba_[k], 0.0)
             continue
         n_with_unseen += 1
-        # the expert's training weights, rescaled to a mean of one per sample
-        counts = np.bincount(y[rows], weights[rows] * 180 / weights.sum(),
-                             minlength=3)
+        # the expert's training weights: a weight counts as that many samples
+        counts = np.bincount(y[rows], weights[rows], minlength=3)
         expected = (counts + prior) / (counts.sum() + 1)
         assert_allclose(moe.unseen_class_proba_[k, unseen], expected[unseen])
         assert_array_equal(np.delete(moe.unseen_class_proba_[k], unseen), 0.0)
@@ -558,3 +557,43 @@ def test_n_init_rescues_hard_em_from_a_poor_local_optimum():
     assert single.score(X_test, y_test) < 0.9
     assert several.score(X_test, y_test) > 0.95
     assert several.lower_bound_ > single.lower_bound_ + 0.1
+
+
+def test_errors_for_nan_and_strings_say_what_to_do():
+    # issue 14: sklearn's NaN message suggested HistGradientBoosting, which the
+    # experts already were; a string column gave no hint to encode it
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y = (X[:, 0] > 0).astype(int)
+    X_nan = X.copy()
+    X_nan[3, 1] = np.nan
+    nan_tolerant = MixtureOfExpertsClassifier(
+        HistGradientBoostingClassifier(max_iter=5), random_state=0
+    )
+    with pytest.raises(ValueError, match=r"NaN\. The experts would accept missing "
+                       r"values, but the gate .*SimpleImputer\(add_indicator=True\)"):
+        nan_tolerant.fit(X_nan, y)
+    with pytest.raises(ValueError, match=r"NaN\. The gate .* needs finite X"):
+        MixtureOfExpertsClassifier().fit(X_nan, y)
+    fitted = MixtureOfExpertsClassifier(random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="needs finite X"):
+        fitted.predict_proba(X_nan)
+    frame = pd.DataFrame({"x": X[:, 0], "color": rng.choice(["red", "blue"], 80)})
+    with pytest.raises(ValueError, match=r"could not convert string to float: "
+                       r"'(red|blue)'\. .*OneHotEncoder"):
+        MixtureOfExpertsClassifier().fit(frame, y)
+    # the advice works
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    encoded = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["color"]),
+            remainder="passthrough",
+        ),
+        MixtureOfExpertsClassifier(random_state=0),
+    )
+    assert encoded.fit(frame, y).score(frame, y) > 0.9

@@ -229,3 +229,10 @@ def test_prediction_intervals_cover_fresh_data(two_lines):
 
     baseline = norm.logpdf(y_test, single.predict(X_test), sigma).mean()
     assert moe.log_likelihood(X_test, y_test).mean() > baseline + 0.5
+
+
+def test_string_column_error_says_to_encode():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": np.arange(20.0), "site": ["a", "b"] * 10})
+    with pytest.raises(ValueError, match="OneHotEncoder"):
+        MixtureOfExpertsRegressor().fit(frame, np.arange(20.0))
