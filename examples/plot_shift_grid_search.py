@@ -73,14 +73,14 @@ fig.tight_layout()
 # scorer voids the whole fit, every score of that fold becomes NaN. Give it the
 # classes explicitly with ``make_scorer(..., labels=...)``. Hard routing gives every
 # class a non-zero probability, so its log loss is finite too.
-# 20 EM iterations are enough to compare the candidates; the mixtures that have not
+# 10 EM iterations are enough to compare the candidates; the mixtures that have not
 # converged by then say so with a ConvergenceWarning, silenced here
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 model = make_pipeline(
     StandardScaler(),
-    PCA(n_components=16, random_state=0),
+    PCA(n_components=10, random_state=0),
     MixtureOfExpertsClassifier(
-        LogisticRegression(max_iter=1000), max_iter=20, random_state=0
+        LogisticRegression(max_iter=1000), max_iter=10, random_state=0
     ),
 )
 grid = {
