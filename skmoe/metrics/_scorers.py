@@ -58,12 +58,33 @@ def _proba_with_classes(estimator, X, y_true):
 
 
 class _CalibrationScorer:
-    """``scorer(estimator, X, y)``: minus ``metric`` on ``estimator.predict_proba(X)``.
+    """A calibration scorer: minus a metric of ``estimator.predict_proba(X)``.
 
-    A scorer object of its own (scikit-learn's scorer classes are private): it
-    follows their protocol, ``set_score_request`` and ``get_metadata_routing`` for
-    metadata routing and ``_accept_sample_weight``, which scikit-learn asks of
-    every scorer of a multi-metric ``scoring`` when routing is off.
+    Called as ``scorer(estimator, X, y_true)``; the metric receives the fitted
+    estimator's ``classes_`` as ``labels``. A scorer object of skmoe's own
+    (scikit-learn's scorer classes are private) that follows their protocol:
+    ``set_score_request`` and ``get_metadata_routing`` for metadata routing, and
+    ``_accept_sample_weight``, which scikit-learn asks of every scorer of a
+    multi-metric ``scoring`` when routing is off. Build one with
+    :func:`make_calibration_scorer`.
+
+    Parameters
+    ----------
+    estimator : object
+        A fitted classifier with ``predict_proba`` (a pipeline too).
+    X : array-like of shape (n_samples, n_features)
+        Test data.
+    y_true : array-like of shape (n_samples,)
+        True labels.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Sample weights.
+    **kwargs : dict
+        Metadata for the metric, e.g. ``groups``.
+
+    Returns
+    -------
+    score : float
+        The negated calibration error (higher is better).
     """
 
     def __init__(self, metric, kwargs):
