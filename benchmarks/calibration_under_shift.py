@@ -295,12 +295,17 @@ def available_methods():
 
 
 def top_label_ece(y, proba, n_bins):
-    """Top-label ECE; for two classes too (the library scores P(y=1) there)."""
+    """Top-label ECE of the ``(n, n_classes)`` matrix; for two classes too.
+
+    ``binary="top_label"`` is the paper's convention for binary tasks (the
+    library's default scores P(y=1) there); ``labels`` names every column, since
+    a domain or the hard subset may miss classes.
+    """
     if len(y) == 0:
         return np.nan
-    correct = (proba.argmax(axis=1) == y).astype(int)
     return expected_calibration_error(
-        correct, proba.max(axis=1), n_bins=n_bins, labels=[0, 1]
+        y, proba, n_bins=n_bins, binary="top_label",
+        labels=np.arange(proba.shape[1]),
     )
 
 

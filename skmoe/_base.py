@@ -37,6 +37,7 @@ from sklearn.utils.validation import (
 )
 
 from skmoe._criteria import count_parameters
+from skmoe._validation import explained_input_errors
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, GroupDRO
 from skmoe.solvers import _em
@@ -620,9 +621,11 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
     def _validate_predict_input(self, X):
         check_is_fitted(self)
-        return validate_data(
-            self, X, reset=False, dtype=[np.float64, np.float32], ensure_all_finite=True
-        )
+        with explained_input_errors(self):
+            return validate_data(
+                self, X, reset=False, dtype=[np.float64, np.float32],
+                ensure_all_finite=True,
+            )
 
     def predict_gate_proba(self, X):
         """Routing weights of every expert for each sample.

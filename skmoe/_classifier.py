@@ -11,11 +11,50 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import validate_data
 
 from skmoe._base import _LOG_TINY, BaseMixtureOfExperts
+from skmoe._validation import explained_input_errors
 from skmoe.calibration import ProbabilityCalibrator
 from skmoe.solvers import _em, _gradient
 
 # Folds of the cross-fitting behind expert_calibration.
 _CALIBRATION_FOLDS = 5
+
+
+# Weight, in samples, of the class prior that every expert's class frequencies are
+# smoothed towards (a Dirichlet prior of total concentration one).
+_CLASS_PRIOR_WEIGHT = 1.0
+
+
+def _unseen_class_proba(experts, y, expert_weights, weights, n_classes):
+    """Probability each expert gives to each class it never saw, shape (K, C).
+
+    An expert fitted on a routed view that holds only some classes predicts the
+    others with probability zero, which makes the log loss infinite for the
+    samples of those classes that the gate sends it. Its region's class frequencies
+    are instead estimated as the posterior predictive of a Dirichlet prior centred
+    on the training class frequencies ``pi`` and worth ``_CLASS_PRIOR_WEIGHT``
+    samples: a class ``c`` gets ``(n_kc + pi_c) / (n_k + 1)``, with ``n_kc`` the
+    weight of class ``c`` among the expert's training samples (a sample weight
+    counts as that many samples, as everywhere in fit) and ``n_k`` their total.
+    The classes the expert never saw share that mass (Laplace's rule of
+    succession, generalised to the class prior), and the expert's own
+    probabilities are scaled by what is left. The mass vanishes as the routed view
+    grows, favours the common classes, and leaves an expert that saw every class
+    unchanged (its row is zero).
+    """
+    class_weights = np.bincount(y, weights, minlength=n_classes)
+    prior = class_weights / class_weights.sum()
+    unseen_proba = np.zeros((len(experts), n_classes))
+    for k, expert in enumerate(experts):
+        seen = np.zeros(n_classes, dtype=bool)
+        seen[np.asarray(expert.classes_, dtype=np.intp)] = True
+        if seen.all():
+            continue
+        counts = np.bincount(y, expert_weights[:, k], minlength=n_classes)
+        posterior = (counts + _CLASS_PRIOR_WEIGHT * prior) / (
+            counts.sum() + _CLASS_PRIOR_WEIGHT
+        )
+        unseen_proba[k, ~seen] = posterior[~seen]
+    return unseen_proba
 
 
 def _aligned_proba(expert, X, n_classes):
@@ -61,7 +100,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``sample_weight`` unless ``routing="hard"`` and no ``sample_weight`` is
         given. ``None`` means ``LogisticRegression()``. An expert whose routed view
         holds a single class is replaced by a
-        :class:`~sklearn.dummy.DummyClassifier` predicting that class.
+        :class:`~sklearn.dummy.DummyClassifier` predicting that class; under hard
+        and top-k routing the classes an expert never saw keep a small probability
+        (``unseen_class_proba_``).
     n_experts : int, default=None
         Number of experts. ``None`` means ``len(expert)`` for a list, else 2.
     gate : classifier, default=None
@@ -187,6 +228,13 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     expert_calibrators_ : list of ProbabilityCalibrator or None
         The calibration map of each expert (``None`` for an expert the gate never
         selects); only with ``expert_calibration`` set.
+    unseen_class_proba_ : ndarray of shape (n_experts, n_classes)
+        The probability each expert gives to the classes its training view lacked
+        (zero for the classes it saw, and everywhere under soft routing): the
+        Dirichlet posterior predictive ``(n_kc + pi_c) / (n_k + 1)`` of the
+        expert's class counts under a one-sample prior at the training class
+        frequencies ``pi``. The expert's own probabilities are scaled by one minus
+        the row's sum, so hard and top-k routing never predict exactly zero.
     gate_ : classifier
         The fitted gate.
     n_iter_ : int
@@ -367,7 +415,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         self._validate_params()
         self._solver_module().check(self)  # before the data: parameter errors first
         self._raise_for_fit_params(fit_params)
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+        with explained_input_errors(self):
+            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if self.classes_.shape[0] < 2:
@@ -381,6 +430,16 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return _gradient if self.solver == "gradient" else _em
 
     def _after_em(self, X, y, weights, templates, expert_weights, random_state):
+        n_classes = self.classes_.shape[0]
+        if self.routing == "soft":
+            # every expert predicts every sample, and one that lacks a class does
+            # so because the gate sends that class's samples to others: its zero
+            # is not the mixture's, and smoothing it only blurs the mixture
+            self.unseen_class_proba_ = np.zeros((len(self.experts_), n_classes))
+        else:
+            self.unseen_class_proba_ = _unseen_class_proba(
+                self.experts_, y, expert_weights, weights, n_classes
+            )
         if self.expert_calibration is None:
             if hasattr(self, "expert_calibrators_"):
                 del self.expert_calibrators_  # from an earlier fit with calibration
@@ -441,9 +500,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         """Class probabilities of expert ``index``, through its calibration map."""
         proba = _aligned_proba(self.experts_[index], X, self.classes_.shape[0])
         calibrators = getattr(self, "expert_calibrators_", None)
-        if calibrators is None or calibrators[index] is None:
-            return proba
-        return calibrators[index].predict(proba)
+        if calibrators is not None and calibrators[index] is not None:
+            proba = calibrators[index].predict(proba)
+        # the classes the expert never saw: the smoothed frequencies of its region
+        unseen = self.unseen_class_proba_[index]
+        return proba * (1.0 - unseen.sum()) + unseen
 
     def _expert_disagreement(self, X, routing_weights):
         # raw experts: the calibration maps are fitted after EM

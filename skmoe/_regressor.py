@@ -1,11 +1,18 @@
 """MixtureOfExpertsRegressor: a gate routes each sample to regression experts."""
 
 import numpy as np
+from scipy.special import logsumexp, ndtr, ndtri
 from sklearn.base import RegressorMixin
 from sklearn.linear_model import Ridge
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    column_or_1d,
+    validate_data,
+)
 
 from skmoe._base import BaseMixtureOfExperts
+from skmoe._validation import explained_input_errors
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -201,7 +208,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         """
         self._validate_params()
         self._raise_for_fit_params(fit_params)
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
+        with explained_input_errors(self):
+            X, y = validate_data(
+                self, X, y, dtype=[np.float64, np.float32], y_numeric=True
+            )
         y = np.asarray(y, dtype=np.float64)
         return self._fit(X, y, sample_weight, fit_params, groups)
 
@@ -255,18 +265,137 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         X = self._validate_predict_input(X)
         return self._expert_predictions(X)
 
-    def predict(self, X):
-        """Mixture mean under the routing.
+    def predict(self, X, return_std=False):
+        """Mixture mean under the routing, and optionally its standard deviation.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+        return_std : bool, default=False
+            Also return the standard deviation of the predictive distribution
+            ``p(y | x) = sum_k w_k(x) N(y; f_k(x), sigma_k^2)``, with ``w`` the
+            routing weights (one-hot for hard routing, renormalised for top-k):
+            ``sqrt(sum_k w_k (sigma_k^2 + (f_k - mean)^2))``, the experts' noise
+            plus their disagreement.
 
         Returns
         -------
         y_pred : ndarray of shape (n_samples,)
+        y_std : ndarray of shape (n_samples,)
+            Only with ``return_std=True``.
         """
         X = self._validate_predict_input(X)
+        if return_std:
+            weights, means = self._predictive_mixture(X)
+            mean = (weights * means).sum(axis=1)
+            variance = (
+                weights * (self.noise_scale_**2 + (means - mean[:, None]) ** 2)
+            ).sum(axis=1)
+            return mean, np.sqrt(variance)
         return self._combine(
             X, lambda k, expert, rows: expert.predict(rows)[:, None], 1
         )[:, 0]
+
+    # ----------------------------------------------- the predictive distribution
+    def _predictive_mixture(self, X):
+        """Routing weights ``(n, K)`` and expert means ``(n, K)`` of ``p(y | x)``.
+
+        An expert is evaluated only on the samples it has weight for (hard routing:
+        one expert per sample); its mean is left at zero elsewhere.
+        """
+        weights = self._routing_weights(X)
+        means = np.zeros_like(weights)
+        for k, expert in enumerate(self.experts_):
+            rows = np.flatnonzero(weights[:, k] > 0)
+            if rows.size:
+                means[rows, k] = expert.predict(X[rows])
+        return weights, means
+
+    def log_likelihood(self, X, y):
+        """Log density of each ``y`` under the predictive distribution at its ``x``.
+
+        ``log p(y_i | x_i) = log sum_k w_k(x_i) N(y_i; f_k(x_i), sigma_k^2)``, with
+        the routing weights ``w`` (one-hot for hard routing). Its mean over
+        held-out data is the mixture's predictive log-likelihood (higher is
+        better), the score that compares probabilistic regressors.
+
+        Not named ``score_samples``: in scikit-learn that method takes ``X``
+        alone and returns the density of ``X``
+        (:class:`~sklearn.mixture.GaussianMixture`,
+        :class:`~sklearn.neighbors.KernelDensity`), and scikit-learn's estimator
+        checks call it so; this is a density of ``y`` given ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+            Targets.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+        """
+        X = self._validate_predict_input(X)
+        y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64,
+                                     input_name="y"))
+        check_consistent_length(X, y)
+        weights, means = self._predictive_mixture(X)
+        standardized = (y[:, None] - means) / self.noise_scale_
+        log_normal = (
+            -0.5 * standardized**2 - np.log(self.noise_scale_) - 0.5 * np.log(2 * np.pi)
+        )
+        with np.errstate(divide="ignore"):
+            log_weights = np.log(weights)
+        # experts without weight contribute nothing (log weight -inf)
+        log_normal[weights == 0] = 0.0
+        return logsumexp(log_weights + log_normal, axis=1)
+
+    def predict_quantiles(self, X, quantiles=(0.05, 0.5, 0.95)):
+        """Quantiles of the predictive distribution ``p(y | x)``.
+
+        The mixture's CDF ``F(y) = sum_k w_k Phi((y - f_k) / sigma_k)`` has no
+        closed-form inverse; each quantile ``q`` is found by bisection between the
+        smallest and the largest of the experts' own ``q``-quantiles (the mixture's
+        lies between them), to a width of ``1e-10`` times the noise scale. For hard
+        routing it is the selected expert's Gaussian quantile. A central interval
+        of coverage ``c`` is ``quantiles=((1 - c) / 2, (1 + c) / 2)``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        quantiles : float or array-like of shape (n_quantiles,), \
+                default=(0.05, 0.5, 0.95)
+            Probability levels, each in ``(0, 1)``.
+
+        Returns
+        -------
+        y_quantiles : ndarray of shape (n_samples, n_quantiles) or (n_samples,)
+            One column per level (a 1-D array for a scalar ``quantiles``).
+        """
+        X = self._validate_predict_input(X)
+        levels = np.asarray(quantiles, dtype=np.float64)
+        if levels.ndim > 1 or not np.all((levels > 0) & (levels < 1)):
+            raise ValueError(
+                "quantiles must be a float or a 1-D array of levels in (0, 1); got "
+                f"quantiles={quantiles!r}."
+            )
+        weights, means = self._predictive_mixture(X)
+        used = weights > 0
+        scale = self.noise_scale_
+        out = np.empty((X.shape[0], np.atleast_1d(levels).shape[0]))
+        for j, level in enumerate(np.atleast_1d(levels)):
+            expert_quantiles = means + scale * ndtri(level)
+            low = np.where(used, expert_quantiles, np.inf).min(axis=1)
+            high = np.where(used, expert_quantiles, -np.inf).max(axis=1)
+            # bisection halves the bracket each step: enough steps to shrink the
+            # widest bracket to 1e-10 of the smallest noise scale
+            width = np.max(high - low, initial=0.0)
+            n_steps = int(np.ceil(np.log2(max(width / (1e-10 * scale.min()), 1.0))))
+            for _ in range(n_steps):
+                middle = 0.5 * (low + high)
+                cdf = (weights * ndtr((middle[:, None] - means) / scale)).sum(axis=1)
+                below = cdf < level
+                low = np.where(below, middle, low)
+                high = np.where(below, high, middle)
+            out[:, j] = 0.5 * (low + high)
+        return out if levels.ndim == 1 else out[:, 0]

@@ -18,6 +18,7 @@ from sklearn.metrics import confusion_matrix, log_loss
 from sklearn.model_selection import (
     GridSearchCV,
     StratifiedKFold,
+    cross_val_predict,
     cross_val_score,
     cross_validate,
     train_test_split,
@@ -225,9 +226,82 @@ def test_expert_with_one_class_in_its_view_predicts_that_class():
     X = np.concatenate([rng.normal(-5, 0.3, (40, 2)), rng.normal(5, 0.3, (40, 2))])
     y = np.r_[np.zeros(40, int), rng.integers(0, 2, 40)]
     moe = MixtureOfExpertsClassifier(routing="hard", random_state=0).fit(X, y)
-    pure = [e for e in moe.experts_ if len(e.classes_) == 1]
+    pure = [k for k, e in enumerate(moe.experts_) if len(e.classes_) == 1]
     assert len(pure) == 1
-    assert_allclose(moe.predict_proba(X[:40])[:, 0], 1.0)
+    # its 40 samples of class 0 plus a one-sample prior at the class frequencies:
+    # class 1 keeps the posterior predictive mass pi_1 / (40 + 1), not zero
+    n_routed = int(np.sum(moe.predict_gate_proba(X).argmax(axis=1) == pure[0]))
+    assert n_routed == 40
+    pi_1 = np.mean(y == 1)
+    assert_allclose(moe.unseen_class_proba_[pure[0]], [0.0, pi_1 / 41])
+    assert_allclose(moe.predict_proba(X[:40]), [[1 - pi_1 / 41, pi_1 / 41]] * 40)
+
+
+def test_unseen_class_mass_is_the_dirichlet_posterior_predictive():
+    # three far-apart clusters, one per expert; the left one holds classes 0 and 1
+    rng = np.random.default_rng(1)
+    cluster = np.repeat([0, 1, 2], 60)
+    X = np.column_stack([6.0 * (cluster - 1) + rng.normal(0, 0.3, 180),
+                         rng.normal(0, 1, 180)])
+    y = np.r_[rng.integers(0, 2, 60), rng.integers(0, 3, 120)]
+    weights = rng.uniform(0.5, 2.0, 180)
+    moe = MixtureOfExpertsClassifier(n_experts=3, routing="hard", random_state=0)
+    moe.fit(X, y, sample_weight=weights)
+    assert moe.converged_
+    routed = moe.predict_gate_proba(X).argmax(axis=1)
+    prior = np.bincount(y, weights) / weights.sum()
+    n_with_unseen = 0
+    for k, expert in enumerate(moe.experts_):
+        unseen = np.setdiff1d(np.arange(3), expert.classes_)
+        rows = routed == k
+        assert len(np.unique(cluster[rows])) == 1
+        if unseen.size == 0:
+            assert_array_equal(moe.unseen_class_proba_[k], 0.0)
+            continue
+        n_with_unseen += 1
+        # the expert's training weights: a weight counts as that many samples
+        counts = np.bincount(y[rows], weights[rows], minlength=3)
+        expected = (counts + prior) / (counts.sum() + 1)
+        assert_allclose(moe.unseen_class_proba_[k, unseen], expected[unseen])
+        assert_array_equal(np.delete(moe.unseen_class_proba_[k], unseen), 0.0)
+        proba = moe.predict_proba(X[rows])
+        assert_allclose(proba[:, unseen], np.tile(expected[unseen], (rows.sum(), 1)))
+    assert n_with_unseen == 1
+    proba = moe.predict_proba(X)
+    assert np.all(proba > 0)
+    assert_allclose(proba.sum(axis=1), 1.0)
+
+
+def test_topk_routing_gives_no_zero_probability(iris):
+    X, y = iris
+    moe = MixtureOfExpertsClassifier(
+        n_experts=4, routing="topk", top_k=2, random_state=0
+    ).fit(X, y)
+    assert np.all(moe.predict_proba(X) > 0)
+
+
+def test_hard_routing_gives_no_zero_probability_and_a_usable_log_loss():
+    # issue 14: 234 of the 450 out-of-fold probabilities were exactly zero, three
+    # samples had P(true class) = 0 and the 5-fold log loss was 0.85 (0.16 soft)
+    X, y = load_iris(return_X_y=True)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    model = make_pipeline(
+        StandardScaler(),
+        MixtureOfExpertsClassifier(n_experts=4, routing="hard", random_state=0),
+    )
+    proba = cross_val_predict(model, X, y, cv=cv, method="predict_proba")
+    assert np.all(proba > 0)
+    assert log_loss(y, proba) < 0.3
+    # the mass comes out of the other classes in proportion: argmax unchanged
+    soft = model.set_params(mixtureofexpertsclassifier__routing="soft")
+    soft_proba = cross_val_predict(soft, X, y, cv=cv, method="predict_proba")
+    assert log_loss(y, soft_proba) < log_loss(y, proba)
+
+
+def test_soft_routing_keeps_the_experts_probabilities(iris):
+    X, y = iris
+    moe = MixtureOfExpertsClassifier(n_experts=4, random_state=0).fit(X, y)
+    assert_array_equal(moe.unseen_class_proba_, 0.0)
 
 
 # ------------------------------------------------------------ heterogeneity
@@ -483,3 +557,43 @@ def test_n_init_rescues_hard_em_from_a_poor_local_optimum():
     assert single.score(X_test, y_test) < 0.9
     assert several.score(X_test, y_test) > 0.95
     assert several.lower_bound_ > single.lower_bound_ + 0.1
+
+
+def test_errors_for_nan_and_strings_say_what_to_do():
+    # issue 14: sklearn's NaN message suggested HistGradientBoosting, which the
+    # experts already were; a string column gave no hint to encode it
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 3))
+    y = (X[:, 0] > 0).astype(int)
+    X_nan = X.copy()
+    X_nan[3, 1] = np.nan
+    nan_tolerant = MixtureOfExpertsClassifier(
+        HistGradientBoostingClassifier(max_iter=5), random_state=0
+    )
+    with pytest.raises(ValueError, match=r"NaN\. The experts would accept missing "
+                       r"values, but the gate .*SimpleImputer\(add_indicator=True\)"):
+        nan_tolerant.fit(X_nan, y)
+    with pytest.raises(ValueError, match=r"NaN\. The gate .* needs finite X"):
+        MixtureOfExpertsClassifier().fit(X_nan, y)
+    fitted = MixtureOfExpertsClassifier(random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="needs finite X"):
+        fitted.predict_proba(X_nan)
+    frame = pd.DataFrame({"x": X[:, 0], "color": rng.choice(["red", "blue"], 80)})
+    with pytest.raises(ValueError, match=r"could not convert string to float: "
+                       r"'(red|blue)'\. .*OneHotEncoder"):
+        MixtureOfExpertsClassifier().fit(frame, y)
+    # the advice works
+    from sklearn.compose import make_column_transformer
+    from sklearn.preprocessing import OneHotEncoder
+
+    encoded = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["color"]),
+            remainder="passthrough",
+        ),
+        MixtureOfExpertsClassifier(random_state=0),
+    )
+    assert encoded.fit(frame, y).score(frame, y) > 0.9

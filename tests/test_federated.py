@@ -443,3 +443,66 @@ def test_flower_simulation_gives_the_in_process_model(clients):
     for a, b in zip(on_flower.experts_, in_process.experts_, strict=True):
         np.testing.assert_allclose(a.coef_, b.coef_)
     assert on_flower.anchors_ == in_process.anchors_
+
+
+# ------------------------------------------------------- client identifier types
+def _id_containers(codes):
+    """Every kind of client-id container a user hands over, for integer codes."""
+    pd = pytest.importorskip("pandas")
+    names = np.array([f"site{code:02d}" for code in codes])
+    return {
+        "int list": codes.tolist(),
+        "int ndarray": codes,
+        "str list": names.tolist(),
+        "str ndarray": names,
+        "object ndarray": names.astype(object),
+        "str Series": pd.Series(names, index=np.arange(codes.shape[0]) + 1000),
+        "int Series": pd.Series(codes),
+        "Categorical": pd.Categorical(names),
+        "categorical Series": pd.Series(names, dtype="category"),
+    }
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        DDOMEClassifier(n_experts=5, **FAST),
+        FedAvgClassifier(**FAST),
+        FedProxClassifier(**FAST),
+        LocalClassifier(),
+    ],
+    ids=lambda estimator: type(estimator).__name__,
+)
+def test_every_client_id_container_gives_the_same_model(clients, estimator):
+    # df["site"] (a Series of strings) crashed DDOME after its last round with
+    # "'str' object has no attribute 'item'"; every container of the same
+    # identifiers must train the model the integer codes train
+    X, y, codes, X_test, _, test_codes = clients
+    reference = clone(estimator).fit(X, y, codes)
+    expected = reference.predict_proba(X_test, test_codes)
+    n_unseen = 7
+    for kind, ids in _id_containers(codes).items():
+        model = clone(estimator).fit(X, y, ids)
+        test_ids = _id_containers(test_codes)[kind]
+        np.testing.assert_allclose(
+            model.predict_proba(X_test, test_ids), expected, atol=1e-12,
+            err_msg=kind,
+        )
+        # unseen clients route zero-shot (or average): same answer as the codes'
+        unseen_ids = _id_containers(np.arange(n_unseen) + 90)[kind]
+        np.testing.assert_allclose(
+            model.predict_proba(X_test[:n_unseen], unseen_ids),
+            reference.predict_proba(X_test[:n_unseen], np.arange(n_unseen) + 90),
+            atol=1e-12, err_msg=kind,
+        )
+        if isinstance(model, DDOMEClassifier):
+            # the fitted mappings are keyed by the user's identifiers, as Python
+            # values
+            keys = set(model.client_experts_)
+            assert keys == {
+                (name if "int" not in kind else int(name.removeprefix("site")))
+                for name in np.unique(_id_containers(codes)["str ndarray"])
+            }, kind
+            assert all(type(key) in (int, str) for key in keys), kind
+            history_clients = {c for entry in model.history_ for c in entry["clients"]}
+            assert history_clients <= keys, kind

@@ -133,3 +133,82 @@ def test_missing_matplotlib_names_the_extra(data, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match=r'pip install "skmoe\[plot\]"'):
         ReliabilityDisplay.from_predictions(y, proba)
+
+
+def test_per_expert_panels_of_a_pipeline(data):
+    # the README's own example is a pipeline; per_expert=True raised TypeError
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = data
+    pipeline = make_pipeline(
+        StandardScaler(),
+        MixtureOfExpertsClassifier(n_experts=3, routing="hard", random_state=0),
+    ).fit(X, y)
+    display = ReliabilityDisplay.from_estimator(pipeline, X, y, n_bins=10,
+                                                per_expert=True)
+    mixture = pipeline[-1]
+    X_scaled = pipeline[0].transform(X)
+    routing = mixture.predict_gate_proba(X_scaled).argmax(1)
+    expert_proba = mixture.predict_expert_proba(X_scaled)
+    used = [k for k in range(3) if np.any(routing == k)]
+    assert len(display.expert_curves_) == len(used) >= 2
+    for k, curve in zip(used, display.expert_curves_, strict=True):
+        rows = routing == k
+        assert curve["n_routed"] == rows.sum()
+        assert curve["calibration_error"] == pytest.approx(
+            expected_calibration_error(y[rows], expert_proba[rows, k], n_bins=10,
+                                       labels=mixture.classes_)
+        )
+    assert display.ax_[0].get_title() == "Pipeline: top label"
+    assert display.ax_[1].get_title() == (
+        f"expert {used[0]} ({display.expert_curves_[0]['n_routed']} routed)")
+
+
+def test_two_models_share_one_axes(data, mixture, tmp_path):
+    import matplotlib.pyplot as plt
+
+    X, y = data
+    logistic = LogisticRegression(C=0.01, max_iter=500).fit(X, y)
+    figure, ax = plt.subplots()
+    first = ReliabilityDisplay.from_estimator(mixture, X, y, ax=ax, n_bins=10,
+                                              name="mixture", smooth=True)
+    second = ReliabilityDisplay.from_estimator(logistic, X, y, ax=ax, n_bins=10,
+                                               name="logistic", smooth=True)
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    # one diagonal, two models, two smooth curves told apart by their model
+    assert legend.count("perfectly calibrated") == 1
+    assert sum(text.startswith(("mixture (ECE", "logistic (ECE")) for text in
+               legend) == 2
+    assert sum(text.startswith(("mixture smooth", "logistic smooth")) for text in
+               legend) == 2
+    assert ax.get_title() == "mixture, logistic: top label"
+    # one right-hand axis holds both models' counts, scaled to the larger
+    assert len(figure.axes) == 2
+    counts_ax = figure.axes[1]
+    heights = [patch.get_height() for patch in counts_ax.patches]
+    assert sorted(heights) == sorted([*first.counts, *second.counts])
+    assert counts_ax.get_ylim()[1] == pytest.approx(4 * max(heights))
+    path = tmp_path / "two_models.png"
+    figure.savefig(path, dpi=60)
+    assert matplotlib.image.imread(path)[..., :3].std() > 0.05
+
+
+def test_binary_convention_of_the_display():
+    rng = np.random.default_rng(0)
+    p = rng.random(400)
+    y = (rng.random(400) < p**2).astype(int)
+    positive = ReliabilityDisplay.from_predictions(y, p, n_bins=10)
+    top = ReliabilityDisplay.from_predictions(y, p, n_bins=10, binary="top_label")
+    for display, binary in ((positive, "positive"), (top, "top_label")):
+        prob_true, prob_pred, counts = calibration_curve(y, p, n_bins=10,
+                                                         binary=binary)
+        np.testing.assert_allclose(display.prob_pred, prob_pred)
+        np.testing.assert_allclose(display.prob_true, prob_true)
+        assert display.calibration_error == pytest.approx(
+            expected_calibration_error(y, p, n_bins=10, binary=binary)
+        )
+    assert positive.ax_.get_title() == "class 1"
+    assert top.ax_.get_title() == "top label"
+    # top-label confidences are at least one half
+    assert top.prob_pred.min() >= 0.5

@@ -572,3 +572,90 @@ def test_classwise_on_two_columns_equals_the_binary_value(cells):
     assert classwise_calibration_error(
         y, np.column_stack([1 - p, p]), labels=[0, 1]
     ) == pytest.approx(by_definition, abs=1e-12)
+
+
+# --------------------------------------------------------- the binary convention
+def _binary_data(seed, n_samples=400):
+    rng = np.random.default_rng(seed)
+    p = rng.random(n_samples)
+    p[:5] = 0.5  # ties: the top label is the first class, as argmax says
+    y = (rng.random(n_samples) < p**2).astype(int)
+    return y, p
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_binary_top_label_is_the_top_label_ece_of_the_two_columns(seed):
+    y, p = _binary_data(seed)
+    weights = np.random.default_rng(seed).uniform(0.5, 2, y.shape[0])
+    confidence = np.maximum(p, 1 - p)
+    hits = (np.where(p > 0.5, 1, 0) == y).astype(float)
+    expected = naive_expected_calibration_error(confidence, hits, 15, weights)
+    for y_proba in (p, np.column_stack([1 - p, p])):
+        assert expected_calibration_error(
+            y, y_proba, binary="top_label", sample_weight=weights
+        ) == pytest.approx(expected, abs=1e-12)
+    # the default is unchanged: the positive class's probability
+    positive = naive_expected_calibration_error(p, y, 15, weights)
+    assert expected_calibration_error(y, p, sample_weight=weights) == pytest.approx(
+        positive, abs=1e-12)
+    assert abs(expected - positive) > 0.01  # the two conventions differ here
+
+
+def test_binary_option_reaches_every_metric():
+    y, p = _binary_data(0)
+    two_columns = np.column_stack([1 - p, p])
+    groups = np.arange(y.shape[0]) % 3
+    metrics = [
+        (expected_calibration_error, {}),
+        (root_mean_squared_calibration_error, {}),
+        (debiased_calibration_error, {}),
+        (smooth_calibration_error, {}),
+        (worst_group_calibration_error, {"groups": groups}),
+    ]
+    for metric, extra in metrics:
+        top = metric(y, p, binary="top_label", **extra)
+        # binary="top_label" scores the two columns as multiclass input would:
+        # compare with a three-class matrix whose third column is zero
+        three = np.column_stack([two_columns, np.zeros_like(p)])
+        assert top == pytest.approx(
+            metric(y, three, labels=[0, 1, 2], **extra), abs=1e-12), metric
+        assert top == pytest.approx(
+            metric(y, two_columns, binary="top_label", **extra), abs=1e-12)
+        assert metric(y, p, **extra) == pytest.approx(
+            metric(y, p, binary="positive", **extra))
+        with pytest.raises(InvalidParameterError, match="binary"):
+            metric(y, p, binary="negative", **extra)
+    errors = groupwise_calibration_error(y, p, groups=groups, binary="top_label")
+    for group, error in errors.items():
+        rows = groups == group
+        assert error == pytest.approx(expected_calibration_error(
+            y[rows], p[rows], binary="top_label"))
+
+
+def test_binary_option_of_the_calibration_curve():
+    y, p = _binary_data(1)
+    prob_true, prob_pred, counts = calibration_curve(y, p, binary="top_label")
+    three = np.column_stack([1 - p, p, np.zeros_like(p)])
+    expected = calibration_curve(y, three, labels=[0, 1, 2])
+    for got, want in zip((prob_true, prob_pred, counts), expected, strict=True):
+        np.testing.assert_allclose(got, want)
+    assert prob_pred.min() >= 0.5
+    # pos_label picks a column whatever the binary convention
+    for binary in ("positive", "top_label"):
+        curve = calibration_curve(y, p, pos_label=0, binary=binary)
+        np.testing.assert_allclose(curve[1], calibration_curve(1 - y, 1 - p)[1])
+
+
+def test_binary_top_label_scorer():
+    from sklearn.datasets import make_classification
+    from sklearn.linear_model import LogisticRegression
+
+    from skmoe.metrics import make_calibration_scorer
+
+    X, y = make_classification(n_samples=300, random_state=0)
+    model = LogisticRegression().fit(X, y)
+    scorer = make_calibration_scorer(expected_calibration_error, binary="top_label")
+    proba = model.predict_proba(X)
+    assert scorer(model, X, y) == pytest.approx(
+        -expected_calibration_error(y, proba, binary="top_label"))
+    assert "binary='top_label'" in repr(scorer)

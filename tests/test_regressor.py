@@ -113,3 +113,126 @@ def test_bad_input_gives_clear_errors(two_lines):
     moe = MixtureOfExpertsRegressor(Ridge(), random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="1 features"):
         moe.predict(np.ones((3, 2)))
+
+
+# ------------------------------------------------- the predictive distribution
+def _draw_from_the_fitted_mixture(moe, X, n_draws, rng):
+    """Monte Carlo draws of ``p(y | x)``, one row of draws per row of ``X``: an
+    expert from the routing weights, then its Gaussian."""
+    weights = moe.predict_gate_proba(X)
+    means = moe.predict_expert(X)
+    draws = np.empty((X.shape[0], n_draws))
+    for i in range(X.shape[0]):
+        expert = rng.choice(weights.shape[1], size=n_draws, p=weights[i])
+        draws[i] = means[i, expert] + moe.noise_scale_[expert] * rng.normal(
+            size=n_draws)
+    return draws
+
+
+@pytest.fixture(scope="module", params=["soft", "hard", "topk"])
+def fitted_and_draws(two_lines, request):
+    X, y, _ = two_lines
+    moe = MixtureOfExpertsRegressor(
+        n_experts=3, routing=request.param, top_k=2, random_state=0
+    ).fit(X, y)
+    # the points whose routing is the most mixed, and two clear ones
+    grid = np.linspace(-2, 2, 401)[:, None]
+    mixing = 1 - moe.predict_gate_proba(grid).max(axis=1)
+    X_test = np.r_[grid[np.argsort(mixing)[-3:]], [[-1.5], [1.5]]]
+    if request.param != "hard":
+        assert mixing.max() > 0.1  # a real mixture somewhere
+    draws = _draw_from_the_fitted_mixture(moe, X_test, 200_000,
+                                          np.random.default_rng(0))
+    return moe, X_test, draws
+
+
+def test_predict_std_is_the_mixture_spread(fitted_and_draws):
+    moe, X_test, draws = fitted_and_draws
+    mean, std = moe.predict(X_test, return_std=True)
+    assert_allclose(mean, moe.predict(X_test), rtol=1e-12, atol=1e-12)
+    n_draws = draws.shape[1]
+    assert np.all(np.abs(draws.mean(axis=1) - mean) < 5 * std / np.sqrt(n_draws))
+    assert_allclose(draws.std(axis=1), std, rtol=0.01)
+    if moe.routing == "hard":
+        selected = moe.predict_gate_proba(X_test).argmax(axis=1)
+        assert_allclose(std, moe.noise_scale_[selected])
+
+
+def test_predict_quantiles_against_draws(fitted_and_draws):
+    moe, X_test, draws = fitted_and_draws
+    levels = np.array([0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99])
+    quantiles = moe.predict_quantiles(X_test, levels)
+    assert quantiles.shape == (X_test.shape[0], levels.shape[0])
+    assert np.all(np.diff(quantiles, axis=1) > 0)
+    n_draws = draws.shape[1]
+    coverage = (draws[:, :, None] <= quantiles[:, None, :]).mean(axis=1)
+    tolerance = 5 * np.sqrt(levels * (1 - levels) / n_draws)
+    assert np.all(np.abs(coverage - levels) < tolerance)
+    # the exact CDF at the quantile is the level, to the bisection's precision
+    weights = moe.predict_gate_proba(X_test)
+    means = moe.predict_expert(X_test)
+    from scipy.stats import norm
+
+    cdf = (weights[:, :, None] * norm.cdf(
+        (quantiles[:, None, :] - means[:, :, None])
+        / moe.noise_scale_[None, :, None])).sum(axis=1)
+    assert_allclose(cdf, np.broadcast_to(levels, cdf.shape), atol=1e-9)
+    assert_allclose(moe.predict_quantiles(X_test, 0.5), quantiles[:, 3])
+    with pytest.raises(ValueError, match="quantiles must be"):
+        moe.predict_quantiles(X_test, [0.5, 1.0])
+
+
+def test_log_likelihood_is_the_mixture_density(fitted_and_draws):
+    moe, X_test, draws = fitted_and_draws
+    from scipy.stats import norm
+
+    weights = moe.predict_gate_proba(X_test)
+    means = moe.predict_expert(X_test)
+    mean, std = moe.predict(X_test, return_std=True)
+    for offset in (-1.0, 0.0, 0.7):
+        y = mean + offset * std
+        expected = np.log((weights * norm.pdf(
+            y[:, None], means, moe.noise_scale_)).sum(axis=1))
+        log_density = moe.log_likelihood(X_test, y)
+        assert_allclose(log_density, expected, rtol=1e-10)
+        # and the draws' frequency in a small window around y
+        half_width = 0.02 * std
+        frequency = (np.abs(draws - y[:, None]) < half_width[:, None]).mean(axis=1)
+        density = np.exp(log_density)
+        n_draws = draws.shape[1]
+        expected_count = density * 2 * half_width * n_draws
+        assert np.all(
+            np.abs(frequency * n_draws - expected_count)
+            < 5 * np.sqrt(expected_count) + 0.01 * expected_count
+        )
+    # it integrates to one
+    grid = np.linspace(mean[0] - 12 * std[0], mean[0] + 12 * std[0], 20001)
+    total = np.trapezoid(np.exp(moe.log_likelihood(
+        np.repeat(X_test[:1], grid.shape[0], axis=0), grid)), grid)
+    assert total == pytest.approx(1.0, abs=1e-6)
+
+
+def test_prediction_intervals_cover_fresh_data(two_lines):
+    X, y, _ = two_lines
+    moe = MixtureOfExpertsRegressor(
+        LinearRegression(), n_experts=2, random_state=0
+    ).fit(X, y)
+    X_test, y_test, _ = _two_lines(20_000, 2)
+    low, high = moe.predict_quantiles(X_test, [0.05, 0.95]).T
+    coverage = np.mean((y_test >= low) & (y_test <= high))
+    # a well-specified model: the 90% interval covers 90% of new data
+    assert coverage == pytest.approx(0.9, abs=0.015)
+    # held-out log-likelihood beats one Gaussian with the pooled residual spread
+    single = LinearRegression().fit(X, y)
+    sigma = np.std(y - single.predict(X))
+    from scipy.stats import norm
+
+    baseline = norm.logpdf(y_test, single.predict(X_test), sigma).mean()
+    assert moe.log_likelihood(X_test, y_test).mean() > baseline + 0.5
+
+
+def test_string_column_error_says_to_encode():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"x": np.arange(20.0), "site": ["a", "b"] * 10})
+    with pytest.raises(ValueError, match="OneHotEncoder"):
+        MixtureOfExpertsRegressor().fit(frame, np.arange(20.0))

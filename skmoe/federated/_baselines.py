@@ -164,7 +164,7 @@ class FedAvgClassifier(
                 if reason is None:
                     accepted.append(reply)
                 else:
-                    rejected[clients[c].item()] = reason
+                    rejected[client_key(clients[c])] = reason
             if accepted:
                 state["parameters"] = weighted_average(
                     [r["parameters"] for r in accepted],
@@ -172,7 +172,7 @@ class FedAvgClassifier(
                 )
             entry = {
                 "round": round_index,
-                "clients": [clients[c].item() for c in picked],
+                "clients": [client_key(clients[c]) for c in picked],
                 "n_dropped": int(size - answering.sum()),
                 "n_replies": int(answering.sum()),
                 "n_rejected": len(rejected),
@@ -371,10 +371,11 @@ class LocalClassifier(
         self.estimators_ = {}
         for client in np.unique(client_ids):
             rows = client_ids == client
+            key = client_key(client)
             if np.unique(y[rows]).shape[0] < 2:
-                self.estimators_[client.item()] = int(y[rows][0])
+                self.estimators_[key] = int(y[rows][0])
             else:
-                self.estimators_[client.item()] = clone(template).fit(X[rows], y[rows])
+                self.estimators_[key] = clone(template).fit(X[rows], y[rows])
         return self
 
     def _client_proba(self, model, X):

@@ -331,19 +331,19 @@ default="auto"
         gate.n_iter_ = len(result["history"])
         self.gate_ = gate
         self.anchors_ = {
-            self.clients_[c].item(): int(m) for c, m in result["anchors"].items()
+            client_key(self.clients_[c]): int(m) for c, m in result["anchors"].items()
         }
         self.client_experts_ = {
-            self.clients_[c].item(): experts
+            client_key(self.clients_[c]): experts
             for c, experts in result["client_experts"].items()
         }
         # the federation counts clients by position; the user knows their identifiers
         self.history_ = [
             {
                 **entry,
-                "clients": [self.clients_[c].item() for c in entry["clients"]],
+                "clients": [client_key(self.clients_[c]) for c in entry["clients"]],
                 "rejected": {
-                    self.clients_[c].item(): reason
+                    client_key(self.clients_[c]): reason
                     for c, reason in entry["rejected"].items()
                 },
             }
@@ -388,7 +388,7 @@ default="auto"
     def _anchor_indices(self):
         if self.anchors == "auto":
             return None
-        position = {c.item(): i for i, c in enumerate(self.clients_)}
+        position = {client_key(c): i for i, c in enumerate(self.clients_)}
         unknown = [c for c in self.anchors if c not in position]
         if unknown:
             raise ValueError(f"anchors names clients that hold no data: {unknown}.")

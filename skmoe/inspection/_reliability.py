@@ -41,6 +41,7 @@ _DISPLAY_CONSTRAINTS = {
     "n_bins": [Interval(Integral, 1, None, closed="left")],
     "strategy": [StrOptions({"uniform", "quantile", "equal_count"})],
     "pos_label": [Real, str, None],
+    "binary": [StrOptions({"positive", "top_label"})],
     "smooth": ["boolean"],
     "per_expert": ["boolean"],
     "show_counts": ["boolean"],
@@ -51,10 +52,12 @@ _DISPLAY_CONSTRAINTS = {
 class _Curve:
     """The numbers behind one reliability diagram (one panel)."""
 
-    def __init__(self, y_true, y_proba, *, n_bins, strategy, pos_label, smooth,
-                 sample_weight, labels, title):
-        data = _check_scores(y_true, y_proba, sample_weight, labels)
+    def __init__(self, y_true, y_proba, *, n_bins, strategy, pos_label, binary,
+                 smooth, sample_weight, labels, title=None):
+        data = _check_scores(y_true, y_proba, sample_weight, labels, binary=binary)
         scores, hits = _event_scores(data, pos_label)
+        if title is None:
+            title = _title(pos_label, data)
         stats = _column_stats(scores, hits, data, n_bins, strategy)
         nonempty = stats.weight_sums > 0
         self.prob_true = stats.hit_sums[nonempty] / stats.weight_sums[nonempty]
@@ -78,7 +81,9 @@ class ReliabilityDisplay:
 
     The event is "the top-label prediction is right" (``pos_label=None`` with
     multiclass probabilities), or "the label is ``pos_label``" scored by that
-    class's column (binary probabilities default to the positive class). Bins are
+    class's column. Binary probabilities default to the positive class;
+    ``binary="top_label"`` scores them by their top label like multiclass ones
+    (the convention of the calibrated mixture-of-experts paper). Bins are
     formed as in :func:`skmoe.metrics.expected_calibration_error`; bars under the
     curve give the number of samples per bin, and ``smooth=True`` adds the smooth
     reliability curve whose error is
@@ -88,7 +93,12 @@ class ReliabilityDisplay:
     :meth:`from_estimator` adds one panel per expert: the expert's own
     probabilities on its routed view, the samples whose largest routing weight is
     that expert's. The hard-routing guarantee of a calibrated mixture rests on
-    exactly these views being calibrated.
+    exactly these views being calibrated. A pipeline whose last step is such a
+    mixture works too: the routed views are those of the transformed data.
+
+    Several models can share one Axes (pass the same ``ax``): the diagonal is
+    drawn once, the bin counts of all models share one right-hand axis, and the
+    title names every model.
 
     Use :meth:`from_estimator` or :meth:`from_predictions` to build it; the
     constructor only stores the curves.
@@ -203,26 +213,35 @@ class ReliabilityDisplay:
         name = name if name is not None else self.name
         lines = []
         for i, (panel_ax, curve) in enumerate(zip(axes, self.curves, strict=True)):
-            if i == 0:
-                label = name
-                title = curve.title if name is None else f"{name}: {curve.title}"
-            else:
-                label, title = f"expert {i - 1}", curve.title
-            lines.append(self._plot_curve(panel_ax, curve, label, title, show_counts))
+            # an expert's panel names the expert in its title already
+            label = name if i == 0 else f"expert {i - 1}"
+            lines.append(
+                self._plot_curve(panel_ax, curve, label, show_counts, i == 0)
+            )
         self.ax_ = axes[0] if n_panels == 1 else axes
         self.figure_ = figure
         self.line_ = lines[0]
         return self
 
     @staticmethod
-    def _plot_curve(ax, curve, label, title, show_counts):
-        ax.plot([0, 1], [0, 1], linestyle=":", color="0.5",
-                label="perfectly calibrated")
-        label = "model" if label is None else label
+    def _plot_curve(ax, curve, label, show_counts, models_in_title):
+        # a second model drawn on the same Axes reuses the diagonal and the
+        # counts axis of the first; the artists are found again by their gid
+        if not any(line.get_gid() == _DIAGONAL_GID for line in ax.lines):
+            ax.plot([0, 1], [0, 1], linestyle=":", color="0.5",
+                    label="perfectly calibrated", gid=_DIAGONAL_GID)
+        models = [line.get_gid()[len(_MODEL_GID):] for line in ax.lines
+                  if (line.get_gid() or "").startswith(_MODEL_GID)]
+        name = "model" if label is None else label
         (line,) = ax.plot(
             curve.prob_pred, curve.prob_true, marker="o", markersize=4,
-            label=f"{label} (ECE {curve.error:.3f})",
+            label=f"{name} (ECE {curve.error:.3f})", gid=_MODEL_GID + name,
         )
+        models.append(name)
+        if not models_in_title or (label is None and len(models) == 1):
+            title = curve.title
+        else:
+            title = f"{', '.join(models)}: {curve.title}"
         if curve.smooth is not None:
             density = curve.smooth["density"]
             # away from the data the smoothed residual decays to zero and the curve
@@ -231,11 +250,18 @@ class ReliabilityDisplay:
                                     curve.smooth["curve"], np.nan)
             ax.plot(
                 curve.smooth["points"], smooth_curve, color=line.get_color(),
-                alpha=0.6, linewidth=2,
+                alpha=0.6, linewidth=2, gid=_SMOOTH_GID + name,
                 label=f"smooth, bandwidth {curve.smooth['bandwidth']:.3f}",
             )
+        if len(models) > 1:
+            # with several models, each smooth curve says whose it is
+            for smooth_line in ax.lines:
+                gid = smooth_line.get_gid() or ""
+                text = smooth_line.get_label()
+                if gid.startswith(_SMOOTH_GID) and text.startswith("smooth"):
+                    smooth_line.set_label(f"{gid[len(_SMOOTH_GID):]} {text}")
         if show_counts and curve.counts.shape[0]:
-            counts_ax = ax.twinx()
+            counts_ax = _counts_axes(ax)
             if curve.bin_edges is not None:
                 edges = np.asarray(curve.bin_edges, dtype=float)
                 left = edges[:-1][curve.nonempty]
@@ -245,8 +271,9 @@ class ReliabilityDisplay:
                 left = curve.prob_pred - width / 2
             counts_ax.bar(left, curve.counts, width=width, align="edge",
                           color=line.get_color(), alpha=0.2, edgecolor="none")
-            # the bars take the bottom quarter of the panel
-            counts_ax.set_ylim(0, 4 * curve.counts.max())
+            # the bars (of every model on this Axes) take the bottom quarter
+            tallest = max(patch.get_height() for patch in counts_ax.patches)
+            counts_ax.set_ylim(0, 4 * tallest)
             counts_ax.tick_params(axis="y", labelsize="x-small", colors="0.4")
             counts_ax.set_ylabel("samples per bin", fontsize="x-small", color="0.4")
         ax.set_xlim(0, 1)
@@ -260,8 +287,8 @@ class ReliabilityDisplay:
     @classmethod
     def from_predictions(
         cls, y_true, y_proba, *, n_bins=15, strategy="uniform", pos_label=None,
-        smooth=False, sample_weight=None, labels=None, name=None, ax=None,
-        show_counts=True,
+        binary="positive", smooth=False, sample_weight=None, labels=None, name=None,
+        ax=None, show_counts=True,
     ):
         """Reliability diagram of given probabilities.
 
@@ -277,8 +304,11 @@ class ReliabilityDisplay:
         strategy : {"uniform", "quantile", "equal_count"}, default="uniform"
             How the bins are formed.
         pos_label : int, float, str or None, default=None
-            ``None``: the top label (binary input: the positive class); a class
-            label: that class against the rest.
+            ``None``: the top label (binary input: the positive class, unless
+            ``binary="top_label"``); a class label: that class against the rest.
+        binary : {"positive", "top_label"}, default="positive"
+            With ``pos_label=None``, how binary input is scored (see
+            :func:`skmoe.metrics.expected_calibration_error`).
         smooth : bool, default=False
             Also draw the smooth reliability curve (automatic bandwidth).
         sample_weight : array-like of shape (n_samples,), default=None
@@ -299,21 +329,21 @@ class ReliabilityDisplay:
         validate_parameter_constraints(
             _DISPLAY_CONSTRAINTS,
             {"n_bins": n_bins, "strategy": strategy, "pos_label": pos_label,
-             "smooth": smooth, "name": name, "show_counts": show_counts},
+             "binary": binary, "smooth": smooth, "name": name,
+             "show_counts": show_counts},
             caller_name="ReliabilityDisplay.from_predictions",
         )
         curve = _Curve(
             y_true, y_proba, n_bins=n_bins, strategy=strategy, pos_label=pos_label,
-            smooth=smooth, sample_weight=sample_weight, labels=labels,
-            title=_title(pos_label),
+            binary=binary, smooth=smooth, sample_weight=sample_weight, labels=labels,
         )
         return cls([curve], name=name).plot(ax=ax, show_counts=show_counts)
 
     @classmethod
     def from_estimator(
         cls, estimator, X, y, *, n_bins=15, strategy="uniform", pos_label=None,
-        smooth=False, per_expert=False, sample_weight=None, name=None, ax=None,
-        show_counts=True,
+        binary="positive", smooth=False, per_expert=False, sample_weight=None,
+        name=None, ax=None, show_counts=True,
     ):
         """Reliability diagram of a fitted classifier's ``predict_proba``.
 
@@ -321,7 +351,8 @@ class ReliabilityDisplay:
         ----------
         estimator : fitted classifier
             Has ``predict_proba`` and ``classes_``. With ``per_expert=True``, a
-            mixture with ``predict_gate_proba`` and ``predict_expert_proba``.
+            mixture with ``predict_gate_proba`` and ``predict_expert_proba``, or
+            a :class:`~sklearn.pipeline.Pipeline` ending in one.
         X : array-like of shape (n_samples, n_features)
             Input samples.
         y : array-like of shape (n_samples,)
@@ -331,8 +362,11 @@ class ReliabilityDisplay:
         strategy : {"uniform", "quantile", "equal_count"}, default="uniform"
             How the bins are formed.
         pos_label : int, float, str or None, default=None
-            ``None``: the top label (binary: the positive class); a class label:
-            that class against the rest.
+            ``None``: the top label (binary: the positive class, unless
+            ``binary="top_label"``); a class label: that class against the rest.
+        binary : {"positive", "top_label"}, default="positive"
+            With ``pos_label=None``, how binary input is scored (see
+            :func:`skmoe.metrics.expected_calibration_error`).
         smooth : bool, default=False
             Also draw the smooth reliability curve.
         per_expert : bool, default=False
@@ -355,8 +389,8 @@ class ReliabilityDisplay:
         validate_parameter_constraints(
             _DISPLAY_CONSTRAINTS,
             {"n_bins": n_bins, "strategy": strategy, "pos_label": pos_label,
-             "smooth": smooth, "per_expert": per_expert, "name": name,
-             "show_counts": show_counts},
+             "binary": binary, "smooth": smooth, "per_expert": per_expert,
+             "name": name, "show_counts": show_counts},
             caller_name="ReliabilityDisplay.from_estimator",
         )
         check_is_fitted(estimator)
@@ -367,11 +401,11 @@ class ReliabilityDisplay:
             )
         labels = estimator.classes_
         options = {"n_bins": n_bins, "strategy": strategy, "pos_label": pos_label,
-                   "smooth": smooth, "labels": labels}
+                   "binary": binary, "smooth": smooth, "labels": labels}
         y = np.asarray(y)
         curves = [
             _Curve(y, estimator.predict_proba(X), sample_weight=sample_weight,
-                   title=_title(pos_label), **options)
+                   **options)
         ]
         if per_expert:
             curves += _expert_curves(estimator, X, y, sample_weight, options)
@@ -379,17 +413,51 @@ class ReliabilityDisplay:
         return cls(curves, name=name).plot(ax=ax, show_counts=show_counts)
 
 
-def _title(pos_label):
-    return "top label" if pos_label is None else f"class {pos_label!r}"
+_DIAGONAL_GID = "skmoe-reliability-diagonal"
+_MODEL_GID = "skmoe-reliability-model:"
+_SMOOTH_GID = "skmoe-reliability-smooth:"
+_COUNTS_GID = "skmoe-reliability-counts"
+
+
+def _title(pos_label, data):
+    if pos_label is not None:
+        return f"class {pos_label!r}"
+    if data.binary:
+        return f"class {data.classes[1].item()!r}"
+    return "top label"
+
+
+def _counts_axes(ax):
+    """The right-hand axis of the bin counts of ``ax``, created on first use."""
+    for other in ax.figure.axes:
+        if other.get_gid() == _COUNTS_GID and other.get_shared_x_axes().joined(
+            ax, other
+        ):
+            return other
+    counts_ax = ax.twinx()
+    counts_ax.set_gid(_COUNTS_GID)
+    return counts_ax
+
+
+def _final_mixture(estimator, X):
+    """The mixture at the end of a pipeline, and ``X`` transformed for it."""
+    from sklearn.pipeline import Pipeline
+
+    while isinstance(estimator, Pipeline):
+        X = estimator[:-1].transform(X)
+        estimator = estimator[-1]
+    return estimator, X
 
 
 def _expert_curves(estimator, X, y, sample_weight, options):
     """One curve per expert on the samples routed to it (largest routing weight)."""
+    estimator, X = _final_mixture(estimator, X)
     for method in ("predict_gate_proba", "predict_expert_proba"):
         if not hasattr(estimator, method):
             raise TypeError(
                 "per_expert=True needs a mixture of experts with predict_gate_proba "
-                f"and predict_expert_proba; got {type(estimator).__name__}."
+                "and predict_expert_proba (or a pipeline ending in one); got "
+                f"{type(estimator).__name__}."
             )
     routing = np.argmax(estimator.predict_gate_proba(X), axis=1)
     expert_proba = estimator.predict_expert_proba(X)

@@ -4,9 +4,9 @@ Binned calibration errors (:func:`expected_calibration_error` and its named
 shortcuts), the debiased and the smooth calibration error, the Brier score's
 calibration–refinement decomposition, a multiclass :func:`calibration_curve` with
 counts, per-group and worst-group errors and bootstrap confidence intervals. Every
-metric takes ``sample_weight`` and ``labels``; the scorers are
-:func:`sklearn.metrics.make_scorer` constants usable as ``scoring=`` anywhere in
-scikit-learn.
+metric takes ``sample_weight`` and ``labels``; the scorers (built with
+:func:`make_calibration_scorer`, which passes the estimator's ``classes_``) are usable
+as ``scoring=`` anywhere in scikit-learn.
 """
 
 from skmoe.metrics._calibration import (
@@ -26,6 +26,7 @@ from skmoe.metrics._calibration import (
 from skmoe.metrics._scorers import (
     get_scorer,
     get_scorer_names,
+    make_calibration_scorer,
     neg_adaptive_calibration_error_scorer,
     neg_classwise_calibration_error_scorer,
     neg_debiased_calibration_error_scorer,
@@ -47,6 +48,7 @@ __all__ = [
     "get_scorer",
     "get_scorer_names",
     "groupwise_calibration_error",
+    "make_calibration_scorer",
     "maximum_calibration_error",
     "neg_adaptive_calibration_error_scorer",
     "neg_classwise_calibration_error_scorer",

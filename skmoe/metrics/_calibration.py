@@ -44,6 +44,7 @@ _BINNING_CONSTRAINTS = {
     "strategy": [StrOptions({"uniform", "quantile", "equal_count"})],
 }
 _MULTICLASS_CONSTRAINT = {"multiclass": [StrOptions({"top_label", "classwise"})]}
+_BINARY_CONSTRAINT = {"binary": [StrOptions({"positive", "top_label"})]}
 
 
 class _Scores:
@@ -171,11 +172,14 @@ def _raise_for_invalid(first_invalid_row, max_sum_error, y_proba, check_sums):
         )
 
 
-def _check_scores(y_true, y_proba, sample_weight, labels, validate=True):
+def _check_scores(y_true, y_proba, sample_weight, labels, validate=True,
+                  binary="positive"):
     """Validate the common arguments of every metric into a :class:`_Scores`.
 
     With ``validate=False`` a matrix of three or more columns is not checked here,
     because the caller's kernel checks it in its own pass (the top-label hot path).
+    ``binary="top_label"`` turns binary input into the two-column matrix of a
+    two-class problem, so that it is scored like multiclass input.
     """
     if np.ndim(y_proba) not in (1, 2):
         raise ValueError(
@@ -205,10 +209,13 @@ def _check_scores(y_true, y_proba, sample_weight, labels, validate=True):
             raise ValueError("sample_weight must have a positive sum; got all zeros.")
     if binary_1d:
         _raise_for_invalid(*check_proba(y_proba[:, None], False), y_proba, False)
+        if binary == "top_label":
+            two_columns = np.column_stack([1 - y_proba, y_proba])
+            return _Scores(two_columns, None, encoded, classes, sample_weight)
         return _Scores(None, y_proba, encoded, classes, sample_weight)
     if validate or n_columns == 2:
         _raise_for_invalid(*check_proba(y_proba, True), y_proba, True)
-    if n_columns == 2:
+    if n_columns == 2 and binary == "positive":
         return _Scores(None, y_proba[:, 1], encoded, classes, sample_weight,
                        two_columns=y_proba)
     return _Scores(y_proba, None, encoded, classes, sample_weight)
@@ -277,10 +284,13 @@ def _column_stats(scores, hits, data, n_bins, strategy):
     return stats
 
 
-def _top_label_stats(y_true, y_proba, sample_weight, labels, n_bins, strategy):
-    """Top-label bin statistics (for binary input: of the positive-class scores)."""
+def _top_label_stats(y_true, y_proba, sample_weight, labels, n_bins, strategy,
+                     binary="positive"):
+    """Top-label bin statistics (for binary input, with ``binary="positive"``: of
+    the positive-class scores)."""
     data = _check_scores(
-        y_true, y_proba, sample_weight, labels, validate=strategy == "equal_count"
+        y_true, y_proba, sample_weight, labels, validate=strategy == "equal_count",
+        binary=binary,
     )
     if data.binary:
         return _column_stats(data.positive, data.encoded == 1, data, n_bins, strategy)
@@ -340,12 +350,12 @@ def _error_from_stats(stats, norm):
 
 
 def _binned_error(y_true, y_proba, n_bins, strategy, norm, multiclass, sample_weight,
-                  labels):
+                  labels, binary="positive"):
     if multiclass == "top_label":
         stats = _top_label_stats(y_true, y_proba, sample_weight, labels, n_bins,
-                                 strategy)
+                                 strategy, binary)
         return float(_error_from_stats(stats, norm)[0])
-    data = _check_scores(y_true, y_proba, sample_weight, labels)
+    data = _check_scores(y_true, y_proba, sample_weight, labels, binary=binary)
     if data.binary:
         stats = _column_stats(data.positive, data.encoded == 1, data, n_bins, strategy)
     else:
@@ -358,13 +368,14 @@ def _binned_error(y_true, y_proba, n_bins, strategy, norm, multiclass, sample_we
         **_COMMON_CONSTRAINTS,
         **_BINNING_CONSTRAINTS,
         **_MULTICLASS_CONSTRAINT,
+        **_BINARY_CONSTRAINT,
         "norm": [StrOptions({"l1", "l2", "max"})],
     },
     prefer_skip_nested_validation=True,
 )
 def expected_calibration_error(
     y_true, y_proba, *, n_bins=15, strategy="uniform", norm="l1",
-    multiclass="top_label", sample_weight=None, labels=None,
+    multiclass="top_label", binary="positive", sample_weight=None, labels=None,
 ):
     """Binned expected calibration error (ECE) of predicted probabilities.
 
@@ -377,9 +388,19 @@ def expected_calibration_error(
     With ``multiclass="top_label"`` the confidence of a sample is its largest
     probability and it is accurate when that class (the first on ties) is its label.
     With ``"classwise"`` the error is the mean over the columns ``k`` of the binary
-    error of ``y_proba[:, k]`` against ``y_true == labels[k]``. Binary input (a 1-D
-    array, or two columns) is scored on the probability of the positive class, the
-    second of the sorted labels.
+    error of ``y_proba[:, k]`` against ``y_true == labels[k]``.
+
+    Binary input (a 1-D array, or two columns) has two conventions, and they rank
+    models differently. ``binary="positive"`` (the default, as in
+    :func:`sklearn.calibration.calibration_curve`, netcal, torchmetrics and
+    relplot) scores the probability of the positive class, the second of the
+    sorted labels, against the event ``y_true == labels[1]``, on bins over
+    ``[0, 1]``. ``binary="top_label"`` scores the two columns as the two-class
+    problem they are, under ``multiclass``: by default the confidence
+    ``max(p, 1 - p)`` against accuracy, as in Guo et al. (2017). The calibrated
+    mixture-of-experts paper this library implements (Wong et al., 2026) reports
+    top-label ECE with 15 equal-width bins, also on binary tasks:
+    ``binary="top_label"``.
 
     Read more in the :ref:`User Guide <calibration_metrics>`.
 
@@ -408,6 +429,9 @@ def expected_calibration_error(
         How the bins' gaps are combined.
     multiclass : {"top_label", "classwise"}, default="top_label"
         Which events are checked for calibration (see above).
+    binary : {"positive", "top_label"}, default="positive"
+        How binary input is scored: on the positive class's probability, or as a
+        two-class problem under ``multiclass`` (see above).
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights; an integer weight counts as that many copies.
     labels : array-like of shape (n_classes,), default=None
@@ -447,13 +471,30 @@ def expected_calibration_error(
     0.35
     >>> round(expected_calibration_error([0, 1, 1], [0.2, 0.6, 0.9], n_bins=5), 4)
     0.2333
+
+    Two negatives predicted at ``P(y = 1) = 0.3`` and ``0.7`` are two 70% top-label
+    predictions, one right and one wrong:
+
+    >>> round(expected_calibration_error([0, 0], [0.3, 0.7], n_bins=5), 4)
+    0.5
+    >>> round(expected_calibration_error([0, 0], [0.3, 0.7], n_bins=5,
+    ...                                  binary="top_label"), 4)
+    0.2
     """
     return _binned_error(y_true, y_proba, n_bins, strategy, norm, multiclass,
-                         sample_weight, labels)
+                         sample_weight, labels, binary)
+
+
+_BINARY_DOC = """\
+    binary : {"positive", "top_label"}, default="positive"
+        How binary input is scored: on the positive class's probability, or as a
+        two-class problem under ``multiclass`` (the paper's top-label convention).
+"""
 
 
 def _shortcut_doc(summary, call, value):
     """Docstring of a named shortcut of :func:`expected_calibration_error`."""
+    binary_doc = _BINARY_DOC
     return f"""{summary}
 
     A shortcut for :func:`expected_calibration_error` with ``{call}``; see there for
@@ -471,7 +512,7 @@ def _shortcut_doc(summary, call, value):
         How the bins are formed.
     multiclass : {{"top_label", "classwise"}}
         Which events are checked for calibration.
-    sample_weight : array-like of shape (n_samples,), default=None
+{binary_doc}    sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights.
     labels : array-like of shape (n_classes,), default=None
         The classes of ``y_proba``'s columns.
@@ -500,26 +541,27 @@ def _shortcut_doc(summary, call, value):
 
 
 _SHORTCUT_CONSTRAINTS = {
-    **_COMMON_CONSTRAINTS, **_BINNING_CONSTRAINTS, **_MULTICLASS_CONSTRAINT
+    **_COMMON_CONSTRAINTS, **_BINNING_CONSTRAINTS, **_MULTICLASS_CONSTRAINT,
+    **_BINARY_CONSTRAINT,
 }
 
 
 @validate_params(_SHORTCUT_CONSTRAINTS, prefer_skip_nested_validation=True)
 def maximum_calibration_error(
     y_true, y_proba, *, n_bins=15, strategy="uniform", multiclass="top_label",
-    sample_weight=None, labels=None,
+    binary="positive", sample_weight=None, labels=None,
 ):
     return _binned_error(y_true, y_proba, n_bins, strategy, "max", multiclass,
-                         sample_weight, labels)
+                         sample_weight, labels, binary)
 
 
 @validate_params(_SHORTCUT_CONSTRAINTS, prefer_skip_nested_validation=True)
 def root_mean_squared_calibration_error(
     y_true, y_proba, *, n_bins=15, strategy="uniform", multiclass="top_label",
-    sample_weight=None, labels=None,
+    binary="positive", sample_weight=None, labels=None,
 ):
     return _binned_error(y_true, y_proba, n_bins, strategy, "l2", multiclass,
-                         sample_weight, labels)
+                         sample_weight, labels, binary)
 
 
 @validate_params(
@@ -537,15 +579,16 @@ def classwise_calibration_error(
 
 @validate_params(
     {**_COMMON_CONSTRAINTS, "n_bins": _BINNING_CONSTRAINTS["n_bins"],
-     **_MULTICLASS_CONSTRAINT, "norm": [StrOptions({"l1", "l2", "max"})]},
+     **_MULTICLASS_CONSTRAINT, **_BINARY_CONSTRAINT,
+     "norm": [StrOptions({"l1", "l2", "max"})]},
     prefer_skip_nested_validation=True,
 )
 def adaptive_calibration_error(
     y_true, y_proba, *, n_bins=15, norm="l1", multiclass="top_label",
-    sample_weight=None, labels=None,
+    binary="positive", sample_weight=None, labels=None,
 ):
     return _binned_error(y_true, y_proba, n_bins, "quantile", norm, multiclass,
-                         sample_weight, labels)
+                         sample_weight, labels, binary)
 
 
 maximum_calibration_error.__doc__ = _shortcut_doc(
@@ -562,6 +605,7 @@ classwise_calibration_error.__doc__ = (
         'multiclass="classwise"', "0.25",
     )
     .replace("{name}", "classwise_calibration_error")
+    .replace(_BINARY_DOC, "")
     .replace(
         '    multiclass : {"top_label", "classwise"}\n'
         "        Which events are checked for calibration.\n",
@@ -585,12 +629,13 @@ adaptive_calibration_error.__doc__ = (
 
 
 @validate_params(
-    {**_COMMON_CONSTRAINTS, **_BINNING_CONSTRAINTS, **_MULTICLASS_CONSTRAINT},
+    {**_COMMON_CONSTRAINTS, **_BINNING_CONSTRAINTS, **_MULTICLASS_CONSTRAINT,
+     **_BINARY_CONSTRAINT},
     prefer_skip_nested_validation=True,
 )
 def debiased_calibration_error(
     y_true, y_proba, *, n_bins=15, strategy="uniform", multiclass="top_label",
-    sample_weight=None, labels=None,
+    binary="positive", sample_weight=None, labels=None,
 ):
     """Debiased root-mean-square calibration error (Kumar, Liang and Ma, 2019).
 
@@ -613,6 +658,8 @@ def debiased_calibration_error(
         How the bins are formed; Kumar et al. use equal-mass bins.
     multiclass : {"top_label", "classwise"}, default="top_label"
         Which events are checked for calibration.
+    binary : {"positive", "top_label"}, default="positive"
+        How binary input is scored (see :func:`expected_calibration_error`).
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights.
     labels : array-like of shape (n_classes,), default=None
@@ -644,9 +691,9 @@ def debiased_calibration_error(
     """
     if multiclass == "top_label":
         stats = _top_label_stats(y_true, y_proba, sample_weight, labels, n_bins,
-                                 strategy)
+                                 strategy, binary)
     else:
-        data = _check_scores(y_true, y_proba, sample_weight, labels)
+        data = _check_scores(y_true, y_proba, sample_weight, labels, binary=binary)
         if data.binary:
             stats = _column_stats(data.positive, data.encoded == 1, data, n_bins,
                                   strategy)
@@ -734,14 +781,15 @@ def _smooth_ece(scores, outcomes, weights, bandwidth):
     {
         **_COMMON_CONSTRAINTS,
         **_MULTICLASS_CONSTRAINT,
+        **_BINARY_CONSTRAINT,
         "bandwidth": [Interval(Real, 0, None, closed="neither"), None],
         "return_bandwidth": ["boolean"],
     },
     prefer_skip_nested_validation=True,
 )
 def smooth_calibration_error(
-    y_true, y_proba, *, multiclass="top_label", bandwidth=None, sample_weight=None,
-    labels=None, return_bandwidth=False,
+    y_true, y_proba, *, multiclass="top_label", binary="positive", bandwidth=None,
+    sample_weight=None, labels=None, return_bandwidth=False,
 ):
     """Smooth expected calibration error (smECE, Błasiok and Nakkiran 2023).
 
@@ -765,6 +813,8 @@ def smooth_calibration_error(
         ``"top_label"`` smooths the top probability against accuracy;
         ``"classwise"`` averages the error of every column, each with its own
         bandwidth.
+    binary : {"positive", "top_label"}, default="positive"
+        How binary input is scored (see :func:`expected_calibration_error`).
     bandwidth : float, default=None
         Kernel width ``sigma``; ``None`` chooses it automatically.
     sample_weight : array-like of shape (n_samples,), default=None
@@ -801,7 +851,7 @@ def smooth_calibration_error(
     >>> round(error, 3), round(sigma, 3)
     (0.15, 0.15)
     """
-    data = _check_scores(y_true, y_proba, sample_weight, labels)
+    data = _check_scores(y_true, y_proba, sample_weight, labels, binary=binary)
     weights = data.weights
     if multiclass == "top_label":
         columns = [data.top_label()]
@@ -923,22 +973,23 @@ def _event_scores(data, pos_label):
 
 
 def _reliability_bins(y_true, y_proba, n_bins, strategy, pos_label, sample_weight,
-                      labels):
+                      labels, binary="positive"):
     """Bin statistics of the top label, or of the column of ``pos_label``."""
     if pos_label is None:
         return _top_label_stats(y_true, y_proba, sample_weight, labels, n_bins,
-                                strategy)
+                                strategy, binary)
     data = _check_scores(y_true, y_proba, sample_weight, labels)
     return _column_stats(*_event_scores(data, pos_label), data, n_bins, strategy)
 
 
 @validate_params(
-    {**_COMMON_CONSTRAINTS, **_BINNING_CONSTRAINTS, "pos_label": [Real, str, None]},
+    {**_COMMON_CONSTRAINTS, **_BINNING_CONSTRAINTS, **_BINARY_CONSTRAINT,
+     "pos_label": [Real, str, None]},
     prefer_skip_nested_validation=True,
 )
 def calibration_curve(
     y_true, y_proba, *, n_bins=15, strategy="uniform", pos_label=None,
-    sample_weight=None, labels=None,
+    binary="positive", sample_weight=None, labels=None,
 ):
     """Reliability curve of binary or multiclass probabilities, with bin counts.
 
@@ -959,8 +1010,13 @@ def calibration_curve(
     strategy : {"uniform", "quantile", "equal_count"}, default="uniform"
         How the bins are formed, as in :func:`expected_calibration_error`.
     pos_label : int, float, str or None, default=None
-        ``None``: the top label (for binary input: the positive class). A class
-        label: that class against the rest.
+        ``None``: the top label (for binary input: the positive class, unless
+        ``binary="top_label"``). A class label: that class against the rest.
+    binary : {"positive", "top_label"}, default="positive"
+        With ``pos_label=None``, how binary input is scored: the positive class's
+        probability against its frequency, or the top-label confidence
+        ``max(p, 1 - p)`` against accuracy (see
+        :func:`expected_calibration_error`).
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights; the frequencies and means are weighted, the
         counts are not.
@@ -987,7 +1043,7 @@ def calibration_curve(
     (array([1. , 0.5]), array([0.5 , 0.85]), array([1, 2]))
     """
     stats = _reliability_bins(y_true, y_proba, n_bins, strategy, pos_label,
-                              sample_weight, labels)
+                              sample_weight, labels, binary)
     nonempty = stats.weight_sums > 0
     weight_sums = stats.weight_sums[nonempty]
     return (
@@ -1012,6 +1068,7 @@ _GROUP_CONSTRAINTS = {
     **_COMMON_CONSTRAINTS,
     **_BINNING_CONSTRAINTS,
     **_MULTICLASS_CONSTRAINT,
+    **_BINARY_CONSTRAINT,
     "groups": ["array-like", None],
     "norm": [StrOptions({"l1", "l2", "max"})],
 }
@@ -1020,7 +1077,7 @@ _GROUP_CONSTRAINTS = {
 @validate_params(_GROUP_CONSTRAINTS, prefer_skip_nested_validation=True)
 def groupwise_calibration_error(
     y_true, y_proba, *, groups, n_bins=15, strategy="uniform", norm="l1",
-    multiclass="top_label", sample_weight=None, labels=None,
+    multiclass="top_label", binary="positive", sample_weight=None, labels=None,
 ):
     """Expected calibration error of every group of samples.
 
@@ -1045,6 +1102,8 @@ def groupwise_calibration_error(
         How the bins' gaps are combined.
     multiclass : {"top_label", "classwise"}, default="top_label"
         Which events are checked for calibration.
+    binary : {"positive", "top_label"}, default="positive"
+        How binary input is scored (see :func:`expected_calibration_error`).
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights.
     labels : array-like of shape (n_classes,), default=None
@@ -1091,7 +1150,7 @@ def groupwise_calibration_error(
             continue
         errors[group.item() if hasattr(group, "item") else group] = _binned_error(
             y_true[rows], y_proba[rows], n_bins, strategy, norm, multiclass, weight,
-            labels,
+            labels, binary,
         )
     return errors
 
@@ -1099,7 +1158,7 @@ def groupwise_calibration_error(
 @validate_params(_GROUP_CONSTRAINTS, prefer_skip_nested_validation=True)
 def worst_group_calibration_error(
     y_true, y_proba, *, groups=None, n_bins=15, strategy="uniform", norm="l1",
-    multiclass="top_label", sample_weight=None, labels=None,
+    multiclass="top_label", binary="positive", sample_weight=None, labels=None,
 ):
     """Largest expected calibration error over groups of samples.
 
@@ -1126,6 +1185,8 @@ def worst_group_calibration_error(
         How the bins' gaps are combined.
     multiclass : {"top_label", "classwise"}, default="top_label"
         Which events are checked for calibration.
+    binary : {"positive", "top_label"}, default="positive"
+        How binary input is scored (see :func:`expected_calibration_error`).
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights.
     labels : array-like of shape (n_classes,), default=None
@@ -1145,7 +1206,8 @@ def worst_group_calibration_error(
     """
     errors = groupwise_calibration_error(
         y_true, y_proba, groups=groups, n_bins=n_bins, strategy=strategy, norm=norm,
-        multiclass=multiclass, sample_weight=sample_weight, labels=labels,
+        multiclass=multiclass, binary=binary, sample_weight=sample_weight,
+        labels=labels,
     )
     return float(max(errors.values()))
 
