@@ -663,6 +663,10 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
     def _encode_targets(self, y):
         """``y`` as the fitted model's internal targets (class indices or floats)."""
 
+    def _predictive_log_likelihood(self, X, y):
+        """``log p_k(y_i | x_i)`` as the fitted model predicts it, shape (n, K)."""
+        return self._expert_log_likelihood(X, y)
+
     def _log_likelihood_terms(self, X, y):
         """Per-sample log-likelihood ``log f(y_i | x_i)`` under the routing, and the
         posterior probability of each expert given ``(x_i, y_i)``."""
@@ -670,7 +674,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         y = self._encode_targets(y)
         check_consistent_length(X, y)
         log_gate = self._log_gate(X)
-        log_joint = log_gate + self._expert_log_likelihood(X, y)
+        log_joint = log_gate + self._predictive_log_likelihood(X, y)
         if self.routing == "hard":
             rows = np.arange(X.shape[0])
             selected = np.argmax(log_gate, axis=1)

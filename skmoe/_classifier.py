@@ -516,6 +516,17 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         squared = ((expert_proba - mixture[:, None, :]) ** 2).sum(axis=2)
         return (routing_weights * squared).sum(axis=1)
 
+    def _predictive_log_likelihood(self, X, y):
+        # with the mass hard routing gives to the classes an expert never saw
+        rows = np.arange(X.shape[0])
+        with np.errstate(divide="ignore"):
+            return np.column_stack(
+                [
+                    np.maximum(np.log(self._expert_proba(k, X)[rows, y]), _LOG_TINY)
+                    for k in range(len(self.experts_))
+                ]
+            )
+
     def _expert_log_likelihood(self, X, y):
         rows = np.arange(X.shape[0])
         log_likelihood = np.empty((X.shape[0], len(self.experts_)))

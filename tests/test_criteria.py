@@ -61,10 +61,15 @@ def test_soft_bic_is_the_log_loss_of_predict_proba(iris):
     assert model.icl(X, y) >= model.bic(X, y)
 
 
-def test_hard_icl_equals_bic(iris):
+def test_hard_bic_is_the_log_loss_of_predict_proba_and_equals_icl(iris):
+    """Under hard routing too the likelihood is the model's own prediction, with the
+    mass each expert gives to the classes it never saw."""
     X, y = iris
     model = MixtureOfExpertsClassifier(n_experts=3, routing="hard", random_state=0)
     model.fit(X, y)
+    proba = model.predict_proba(X)[np.arange(len(y)), y]
+    p = count_parameters(model)
+    assert_allclose(model.bic(X, y), -2 * np.log(proba).sum() + p * np.log(len(y)))
     assert model.icl(X, y) == model.bic(X, y)
 
 
