@@ -873,9 +873,9 @@ def verdicts(seeded, settings, methods):
             answer = change >= -MAX_ACCURACY_LOSS
             count += answer
             total += 1
-            cells.append(f"{variant} ({solver}) {change * 100:+.1f}"
+            cells.append(f"{variant} ({solver}) {change * 100:+.1f} points"
                          + ("" if answer else " (no)"))
-        lines.append(f"- {setting}: " + "; ".join(cells) + " points.")
+        lines.append(f"- {setting}: " + "; ".join(cells) + ".")
     lines += ["", f"Verdict: holds for {count} of {total} setting-method pairs.", ""]
     return "\n".join(lines)
 
