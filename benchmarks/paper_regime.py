@@ -727,7 +727,7 @@ def verdicts(seeded, settings, methods):
         shown = min(winners or candidates, key=lambda c: c[4])
         cells = "; ".join(
             f"{variant} ({solver}) {base:.3f} → {ece:.3f} (x{ratio:.2f}), "
-            f"accuracy {change * 100:+.1f} points"
+            f"accuracy {change * 100:+.2f} points"
             for solver, variant, base, ece, ratio, change in candidates
         )
         answer = "**yes**" if winners else "**no**"
@@ -772,7 +772,7 @@ def verdicts(seeded, settings, methods):
                 + ("" if admissible else "no robust mixture within 1 point of "
                    "accuracy; the largest cut: ")
                 + f"{variant} ({solver}) {base:.3f} → {ece:.3f} (x{ratio:.2f}, "
-                f"accuracy {change * 100:+.1f} points"
+                f"accuracy {change * 100:+.2f} points"
                 + (f"; this subset's floor, the true probabilities' ECE: {floor:.3f}"
                    if np.isfinite(floor) else "")
                 + f"). As large a cut as the paper's: **{answer}**."
@@ -873,14 +873,15 @@ def verdicts(seeded, settings, methods):
             answer = change >= -MAX_ACCURACY_LOSS
             count += answer
             total += 1
-            cells.append(f"{variant} ({solver}) {change * 100:+.1f} points"
+            cells.append(f"{variant} ({solver}) {change * 100:+.2f} points"
                          + ("" if answer else " (no)"))
         lines.append(f"- {setting}: " + "; ".join(cells) + ".")
     lines += ["", f"Verdict: holds for {count} of {total} setting-method pairs.", ""]
     return "\n".join(lines)
 
 
-def report(seeded, settings, methods, skipped, args, elapsed, load_before):
+def report(seeded, settings, methods, skipped, args, elapsed, cpu_seconds,
+           load_before):
     import numba
 
     cpu, cores, load_after = machine()
@@ -903,7 +904,9 @@ def report(seeded, settings, methods, skipped, args, elapsed, load_before):
         "",
         f"- command: `{command.strip()}`",
         f"- date: {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC; "
-        f"wall time {elapsed / 60:.1f} min",
+        f"wall time {elapsed / 60:.1f} min, CPU time of the process "
+        f"{cpu_seconds / 60:.1f} min (it runs one thread: about the wall time on an "
+        "idle machine)",
         f"- machine: {cpu}, {cores} logical cores visible, shared "
         f"(load average {load_before} before, {load_after} after)",
         f"- versions: Python {platform.python_version()}, numpy {np.__version__}, "
@@ -1052,6 +1055,7 @@ def main():
         methods = {name: spec for name, spec in methods.items() if name in keep}
 
     start = time.perf_counter()
+    cpu_start = time.process_time()
     load_before = " / ".join(f"{value:.1f}" for value in os.getloadavg())
 
     def log(message):
@@ -1061,15 +1065,17 @@ def main():
         f"{', '.join(skipped) or 'none'}")
     results = run(args.settings, methods, args.seeds, args.sizes, args.n_bins, log)
     elapsed = time.perf_counter() - start
+    cpu_seconds = time.process_time() - cpu_start
     seeded = per_seed(results)
     args.csv.parent.mkdir(parents=True, exist_ok=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     results.to_csv(args.csv, index=False, float_format="%.6g")
     args.output.write_text(
         report(seeded, args.settings, list(methods), skipped, args, elapsed,
-               load_before)
+               cpu_seconds, load_before)
     )
-    log(f"wrote {args.output} and {args.csv}; wall time {elapsed / 60:.1f} min")
+    log(f"wrote {args.output} and {args.csv}; wall time {elapsed / 60:.1f} min, "
+        f"CPU time {cpu_seconds / 60:.1f} min")
 
 
 if __name__ == "__main__":
