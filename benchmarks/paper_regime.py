@@ -57,7 +57,8 @@ Methods (``--methods``; ``METHODS`` below, each a constructor; the mixtures have
 Solvers: ``EM`` and ``gradient`` (L-BFGS on the exact objective) for linear experts,
 and ``adam`` and ``adam, hidden`` for the stochastic solver of issue 12 without and
 with a shared hidden layer. A method whose constructor the installed skmoe rejects is
-listed in the report as not available and not run. **What the adam methods assume**
+listed in the report as not available and not run; one whose fit raises is listed
+with its error and the run goes on. **What the adam methods assume**
 (all in the dicts ``ADAM``, ``HIDDEN`` and ``TILT_ADAM`` below; rename a key there
 when the solver's parameter is named differently):
 
@@ -133,8 +134,11 @@ from calibration_under_shift import (  # noqa: E402
 
 N_EXPERTS = 4
 # the stochastic solver of issue 12 (not in every skmoe): rename keys here
-ADAM = {"solver": "adam", "batch_size": 128, "max_iter": 50,
-        "learning_rate_init": 1e-3}
+N_EPOCHS = 50
+BATCH_SIZE = 128
+LEARNING_RATE = 1e-3
+ADAM = {"solver": "adam", "batch_size": BATCH_SIZE, "max_iter": N_EPOCHS,
+        "learning_rate_init": LEARNING_RATE}
 HIDDEN = {"hidden_layer_sizes": (32,)}
 # the paper's tilt: eta 2, minibatches of 128, warm-up 20 of 50 epochs, no bound
 TILT = {"eta": 2.0, "batch_size": 128, "warmup": 0.4, "min_ess": None}
@@ -389,9 +393,9 @@ class AuthorsMoCaE:
 def _mlp(seed):
     return MLPClassifier(
         hidden_layer_sizes=HIDDEN["hidden_layer_sizes"], solver="adam",
-        batch_size=ADAM["batch_size"], max_iter=50,
-        learning_rate_init=ADAM["learning_rate_init"], alpha=1e-4,
-        n_iter_no_change=50, random_state=seed,
+        batch_size=BATCH_SIZE, max_iter=N_EPOCHS,
+        learning_rate_init=LEARNING_RATE, alpha=1e-4,
+        n_iter_no_change=N_EPOCHS, random_state=seed,
     )
 
 
@@ -554,7 +558,8 @@ def _temperature_summary(model):
 
 
 def run(settings, methods, seeds, sizes, n_bins, log):
-    rows = []
+    """Fit and score every method; also the methods whose fit raised, with why."""
+    rows, failures = [], {}
     for setting in settings:
         loader = SETTINGS[setting][0]
         for seed in seeds:
@@ -564,24 +569,36 @@ def run(settings, methods, seeds, sizes, n_bins, log):
                     f"easy={task['easy'].sum()} d={task['X_train'].shape[1]}")
                 fitted = {}
                 for name, spec in methods.items():
+                    if spec.get("after") and spec["after"][0] not in fitted:
+                        continue  # its base model failed
                     start = time.perf_counter()
                     if spec.get("oracle"):
                         if "true_proba" not in task:
                             continue
                         model = proba_val = None
                         proba_test = task["true_proba"]
+                        seconds = 0.0
                     else:
-                        if "after" in spec:
-                            base, wrap = spec["after"]
-                            model = wrap(fitted[base], task["X_val"], task["y_val"])
-                        else:
-                            model = _fit(spec["build"](seed), task)
+                        try:
+                            if "after" in spec:
+                                base, wrap = spec["after"]
+                                model = wrap(fitted[base], task["X_val"],
+                                             task["y_val"])
+                            else:
+                                model = _fit(spec["build"](seed), task)
+                        except Exception as error:  # noqa: BLE001
+                            # a configuration the installed skmoe accepts but
+                            # cannot fit is reported, not allowed to end the run
+                            failures.setdefault(name, f"{type(error).__name__}: "
+                                                f"{error}".splitlines()[0][:200])
+                            log(f"  {name:28s} FAILED: {failures[name]}")
+                            continue
+                        seconds = time.perf_counter() - start
                         proba_val, proba_test = (
                             _full_proba(model.predict_proba(task[part]),
                                         model.classes_, task["n_classes"])
                             for part in ("X_val", "X_test")
                         )
-                    seconds = time.perf_counter() - start
                     fitted[name] = model
                     result = score(task, proba_val, proba_test, n_bins)
                     rows.append({"setting": setting, "task": task["name"],
@@ -593,7 +610,7 @@ def run(settings, methods, seeds, sizes, n_bins, log):
                     log(f"  {name:28s} acc {result['acc']:.3f}  ECE "
                         f"{result['ECE']:.4f}  ECE hard {result['ECE hard']:.4f}  "
                         f"{seconds:.1f}s")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows), failures
 
 
 def per_seed(results):
@@ -701,7 +718,8 @@ def verdicts(seeded, settings, methods):
                 ece = _get(means, setting, method, "ECE hard")
                 change = (_get(means, setting, method, "acc")
                           - _get(means, setting, plain, "acc"))
-                found.append((solver, variant, base, ece, ece / base, change))
+                if np.isfinite([base, ece, change]).all():
+                    found.append((solver, variant, base, ece, ece / base, change))
         return found
 
     def passes(candidate):
@@ -831,8 +849,10 @@ def verdicts(seeded, settings, methods):
                           if f"{v} ({solver})" in methods]
                 if reference not in methods or not robust:
                     continue
-                total += 1
                 theirs = _get(means, setting, reference, metric)
+                if not np.isfinite(theirs):
+                    continue
+                total += 1
                 admissible = admissible_robust(setting, solver)
                 if not admissible:
                     cells.append(f"{solver}: **no** (no robust mixture within 1 "
@@ -880,8 +900,8 @@ def verdicts(seeded, settings, methods):
     return "\n".join(lines)
 
 
-def report(seeded, settings, methods, skipped, args, elapsed, cpu_seconds,
-           load_before):
+def report(seeded, settings, methods, skipped, failures, args, elapsed,
+           cpu_seconds, load_before):
     import numba
 
     cpu, cores, load_after = machine()
@@ -918,6 +938,9 @@ def report(seeded, settings, methods, skipped, args, elapsed, cpu_seconds,
         f"- seeds: {', '.join(map(str, args.seeds))}",
         "- methods not available in this skmoe and therefore not run: "
         + (", ".join(skipped) if skipped else "none"),
+        "- methods whose fit raised an error (not scored where it did; the first "
+        "error): " + ("; ".join(f"{name}: `{message}`" for name, message in
+                               failures.items()) if failures else "none"),
         f"- mixtures: {N_EXPERTS} `LogisticRegression(max_iter=1000)` experts; "
         "tilt `AdversarialReweighting("
         + ", ".join(f"{key}={value}" for key, value in TILT.items()) + ")`"
@@ -1063,7 +1086,8 @@ def main():
 
     log(f"methods: {', '.join(methods)}; not available in this skmoe: "
         f"{', '.join(skipped) or 'none'}")
-    results = run(args.settings, methods, args.seeds, args.sizes, args.n_bins, log)
+    results, failures = run(args.settings, methods, args.seeds, args.sizes,
+                            args.n_bins, log)
     elapsed = time.perf_counter() - start
     cpu_seconds = time.process_time() - cpu_start
     seeded = per_seed(results)
@@ -1071,8 +1095,8 @@ def main():
     args.output.parent.mkdir(parents=True, exist_ok=True)
     results.to_csv(args.csv, index=False, float_format="%.6g")
     args.output.write_text(
-        report(seeded, args.settings, list(methods), skipped, args, elapsed,
-               cpu_seconds, load_before)
+        report(seeded, args.settings, list(methods), skipped, failures, args,
+               elapsed, cpu_seconds, load_before)
     )
     log(f"wrote {args.output} and {args.csv}; wall time {elapsed / 60:.1f} min, "
         f"CPU time {cpu_seconds / 60:.1f} min")
