@@ -6,13 +6,25 @@ from sklearn.base import ClassifierMixin
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import StrOptions
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import (
+    _check_partial_fit_first_call,
+    check_classification_targets,
+)
 from sklearn.utils.validation import validate_data
 
 from skmoe._base import _LOG_TINY, BaseMixtureOfExperts
 from skmoe._gradient import check_gradient_solver, run_gradient
 from skmoe.calibration import ProbabilityCalibrator
+from skmoe.solvers._stochastic import (
+    STOCHASTIC_PARAMETER_CONSTRAINTS,
+    check_class_conditional,
+    check_stochastic_solver,
+    forget_hidden,
+    partial_fit_stochastic,
+    run_stochastic,
+)
 
 # Folds of the cross-fitting behind expert_calibration.
 _CALIBRATION_FOLDS = 5
@@ -31,6 +43,11 @@ def _aligned_proba(expert, X, n_classes):
     aligned = np.zeros((X.shape[0], n_classes))
     aligned[:, seen.astype(np.intp)] = proba
     return aligned
+
+
+def _uses_adam(mixture):
+    """``partial_fit`` exists with ``solver="adam"`` only."""
+    return mixture.solver == "adam"
 
 
 class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
@@ -268,9 +285,27 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         reweighting=None,
         expert_calibration=None,
         solver="em",
+        hidden_layer_sizes=None,
+        activation="relu",
+        batch_size=128,
+        learning_rate_init=1e-2,
+        learning_rate="cosine",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
     ):
         self.expert_calibration = expert_calibration
         self.solver = solver
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         super().__init__(
             expert,
             n_experts=n_experts,
@@ -294,7 +329,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             None,
             StrOptions({"sigmoid", "isotonic", "temperature"}),
         ],
-        "solver": [StrOptions({"em", "gradient"})],
+        "solver": [StrOptions({"em", "gradient", "adam"})],
+        **STOCHASTIC_PARAMETER_CONSTRAINTS,
     }
 
     def _default_expert(self):
@@ -343,6 +379,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         self._validate_params()
         if self.solver == "gradient":
             check_gradient_solver(self)
+        if self.solver == "adam":
+            check_stochastic_solver(self, regression=False)
+        else:
+            check_class_conditional(self)
+            forget_hidden(self)
         self._raise_for_fit_params(fit_params)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)
@@ -354,12 +395,79 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             )
         return self._fit(X, encoded, sample_weight, fit_params, groups)
 
+    @available_if(_uses_adam)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One epoch of ``solver="adam"`` over a chunk of data.
+
+        Continues the training of earlier calls (or of :meth:`fit`), at the constant
+        learning rate ``learning_rate_init``, with the Adam state kept between
+        calls; nothing of the chunk is kept, so that data too large for memory can
+        be streamed in chunks. The first call draws the hidden layer, sets the gate
+        from ``init``'s clusters of its chunk and starts the heads at each
+        cluster's class frequencies. The penalties are divided by the total sample
+        weight seen so far (after one pass over all chunks: the penalty ``fit``
+        uses). With ``reweighting``, the tilt starts after
+        ``reweighting.warmup * max_iter`` calls. ``early_stopping`` and
+        ``n_iter_no_change`` are not used; ``n_iter_`` counts the epochs (calls),
+        ``lower_bound_`` is the last call's mean objective and ``converged_`` is
+        False. Only with ``solver="adam"``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,)
+            Its class labels.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the whole data; required on the first call (unless the
+            mixture was fitted before), ignored or checked afterwards.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the chunk's samples.
+
+        Returns
+        -------
+        self : MixtureOfExpertsClassifier
+            The updated mixture.
+        """
+        self._validate_params()
+        if self.expert_calibration is not None:
+            raise ValueError(
+                "partial_fit cannot calibrate the experts, which needs all the data "
+                f"at once; got expert_calibration={self.expert_calibration!r}. Use "
+                "fit, or expert_calibration=None."
+            )
+        check_stochastic_solver(self, regression=False)
+        first_call = _check_partial_fit_first_call(self, classes)
+        X, y = validate_data(
+            self, X, y, reset=first_call, dtype=[np.float64, np.float32]
+        )
+        check_classification_targets(y)
+        if self.classes_.shape[0] < 2:
+            raise ValueError(
+                "MixtureOfExpertsClassifier needs at least 2 classes; got "
+                f"classes={self.classes_!r}."
+            )
+        encoded = np.searchsorted(self.classes_, y)
+        unknown = (encoded >= self.classes_.shape[0]) | (
+            self.classes_[np.minimum(encoded, self.classes_.shape[0] - 1)] != y
+        )
+        if np.any(unknown):
+            raise ValueError(
+                f"y holds labels not in classes={self.classes_!r}: "
+                f"{np.unique(y[unknown])!r}."
+            )
+        return partial_fit_stochastic(
+            self, X, encoded, sample_weight, first_call, regression=False
+        )
+
     def _run_em(self, *args):
         # solver="gradient" replaces the EM loop of one initialisation (same
         # arguments, same returned state); the rest of BaseMixtureOfExperts._fit
         # (validation, restarts, calibration) is shared.
         if self.solver == "gradient":
             return run_gradient(self, *args)
+        if self.solver == "adam":
+            return run_stochastic(self, *args)
         return super()._run_em(*args)
 
     def _after_em(self, X, y, weights, templates, expert_weights, random_state):

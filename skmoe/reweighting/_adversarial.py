@@ -193,6 +193,16 @@ class AdversarialReweighting(BaseEstimator):
         so EM settles; each tilt lies in the ``min_ess`` chi-square ball around the
         data, and so does their mean (the ball is convex). Ignored by
         ``solver="gradient"``, whose objective is fixed within each round.
+    class_conditional : bool, default=False
+        *An extension of ours, not the paper's.* Normalise the tilt within each class
+        of a batch: every class keeps its share of the batch's data weight, and the
+        adversary only moves weight between samples of the same class, so it cannot
+        change the label proportions (tilting the log loss otherwise up-weights the
+        rare class, which over-predicts it where the rare class gets rarer, as under
+        label shift). The ``min_ess`` bound and the filtered variant then apply
+        within each class. Used by ``solver="adam"`` of
+        :class:`~skmoe.MixtureOfExpertsClassifier`; the other solvers and the
+        regressor refuse it.
 
     See Also
     --------
@@ -228,6 +238,7 @@ class AdversarialReweighting(BaseEstimator):
         "min_ess": [None, Interval(Real, 0, 1, closed="right")],
         "averaging": ["boolean"],
         "gradient": [StrOptions({"danskin", "through_weights"})],
+        "class_conditional": ["boolean"],
     }
 
     def __init__(
@@ -241,6 +252,7 @@ class AdversarialReweighting(BaseEstimator):
         min_ess=0.5,
         gradient="danskin",
         averaging=False,
+        class_conditional=False,
     ):
         self.eta = eta
         self.warmup = warmup
@@ -250,6 +262,7 @@ class AdversarialReweighting(BaseEstimator):
         self.min_ess = min_ess
         self.gradient = gradient
         self.averaging = averaging
+        self.class_conditional = class_conditional
 
     def compute_weights(
         self, losses, sample_weight=None, *, relevant=None, random_state=None
