@@ -3,9 +3,23 @@
 import numpy as np
 from sklearn.base import RegressorMixin
 from sklearn.linear_model import Ridge
+from sklearn.utils._available_if import available_if
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import validate_data
 
 from skmoe._base import BaseMixtureOfExperts
+from skmoe.solvers._stochastic import (
+    STOCHASTIC_PARAMETER_CONSTRAINTS,
+    check_stochastic_solver,
+    forget_hidden,
+    partial_fit_stochastic,
+    run_stochastic,
+)
+
+
+def _uses_adam(mixture):
+    """``partial_fit`` exists with ``solver="adam"`` only."""
+    return mixture.solver == "adam"
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -133,7 +147,27 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         verbose=0,
         n_jobs=None,
         reweighting=None,
+        solver="em",
+        hidden_layer_sizes=None,
+        activation="relu",
+        batch_size=128,
+        learning_rate_init=1e-2,
+        learning_rate="cosine",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
     ):
+        self.solver = solver
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         super().__init__(
             expert,
             n_experts=n_experts,
@@ -150,6 +184,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             n_jobs=n_jobs,
             reweighting=reweighting,
         )
+
+    _parameter_constraints = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        "solver": [StrOptions({"em", "adam"})],
+        **STOCHASTIC_PARAMETER_CONSTRAINTS,
+    }
 
     def _default_expert(self):
         return Ridge()
@@ -187,10 +227,64 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             The fitted mixture.
         """
         self._validate_params()
+        if self.solver == "adam":
+            check_stochastic_solver(self, regression=True)
+        else:
+            forget_hidden(self)
         self._raise_for_fit_params(fit_params)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
         y = np.asarray(y, dtype=np.float64)
         return self._fit(X, y, sample_weight, fit_params, groups)
+
+    @available_if(_uses_adam)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch of ``solver="adam"`` over a chunk of data.
+
+        As :meth:`MixtureOfExpertsClassifier.partial_fit`: training continues from
+        earlier calls (or from :meth:`fit`) at the constant rate
+        ``learning_rate_init``, and nothing of the chunk is kept. The first call
+        standardises ``y`` with the mean and spread of its chunk (the scale Adam's
+        steps are taken in; predictions are in the unit of ``y``). Only with
+        ``solver="adam"``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,)
+            Its numeric targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the chunk's samples.
+
+        Returns
+        -------
+        self : MixtureOfExpertsRegressor
+            The updated mixture.
+        """
+        self._validate_params()
+        check_stochastic_solver(self, regression=True)
+        first_call = not hasattr(self, "experts_")
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=first_call,
+            dtype=[np.float64, np.float32],
+            y_numeric=True,
+        )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        y = np.asarray(y, dtype=np.float64)
+        return partial_fit_stochastic(
+            self, X, y, sample_weight, first_call, regression=True
+        )
+
+    def _run_em(self, *args):
+        # solver="adam" replaces the EM loop of one initialisation (see the
+        # classifier's _run_em)
+        if self.solver == "adam":
+            return run_stochastic(self, *args, regression=True)
+        return super()._run_em(*args)
 
     def _before_em(self, X, y, weights):
         mean = np.average(y, weights=weights)
