@@ -78,7 +78,43 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         negative Gaussian log-likelihood, and the expert disagreement of the filtered
         variant is ``sum_k r_k (f_k - f)^2`` divided by the variance of ``y``.
         ``"group_dro"`` (:class:`~skmoe.reweighting.GroupDRO`) weighs the
-        ``groups`` given to :meth:`fit` instead of single samples.
+        ``groups`` given to :meth:`fit` instead of single samples. With
+        ``solver="adam"`` the tilt is inside each minibatch, as for the
+        classifier; ``class_conditional=True`` is refused (there are no classes).
+    solver : {"em", "adam"}, default="em"
+        ``"em"``: EM as above. ``"adam"``: the softmax gate and linear-Gaussian
+        experts ``N(coef_k . x + intercept_k, sigma_k^2)`` (and, with
+        ``hidden_layer_sizes``, a shared hidden layer feeding both) trained
+        jointly by minibatch AdamW on the weighted mean negative log-likelihood
+        (the likelihood EM maximises), the log noise scales learned with the
+        rest and floored as EM floors them. The targets are standardised by
+        their weighted mean and spread for training (so that Adam's steps do not
+        depend on the unit of ``y``); ``experts_``, ``noise_scale_`` and the
+        predictions are in the unit of ``y``. Needs ``routing="soft"``,
+        ``gate=None`` or a :class:`~skmoe.gating.SoftmaxGate`, and ``Ridge`` or
+        ``LinearRegression`` experts: a ridge's ``alpha`` becomes the L2 penalty
+        ``alpha ||coef||^2 / (2 W)`` on the coefficients in standardised units
+        (``W`` the total sample weight), the gate's ``1 / C`` likewise. The other
+        parameters below mean what they mean for
+        :class:`MixtureOfExpertsClassifier` (``max_iter`` counts epochs).
+    hidden_layer_sizes : int, tuple of at most one int, or None, default=None
+        Width of the shared hidden layer of ``solver="adam"``; ``None``: none.
+    activation : {"relu", "tanh"}, default="relu"
+        Activation of the hidden layer.
+    batch_size : int, default=128
+        Minibatch size of ``solver="adam"``.
+    learning_rate_init : float, default=1e-2
+        Peak learning rate of ``solver="adam"``.
+    learning_rate : {"cosine", "constant"}, default="cosine"
+        Learning-rate schedule of ``solver="adam"`` over ``max_iter`` epochs.
+    weight_decay : float, default=0.0
+        AdamW's decoupled weight decay on every weight (not the intercepts).
+    early_stopping : bool, default=False
+        Stop on a held-out ``validation_fraction`` and keep the best epoch.
+    validation_fraction : float in (0, 1), default=0.1
+        Fraction of the data held out with ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` before ``solver="adam"`` stops.
 
     Attributes
     ----------
@@ -109,6 +145,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     group_weights_ : ndarray of shape (n_groups,)
         The weight of each group (in the order of ``np.unique(groups)``) in the
         final M-step; only with Group DRO.
+    hidden_coef_ : ndarray of shape (n_features_in_, n_hidden) or None
+        Weights of the shared hidden layer (``solver="adam"``; ``None`` without
+        one).
+    hidden_intercept_ : ndarray of shape (n_hidden,) or None
+        Intercepts of the shared hidden layer.
+    validation_scores_ : ndarray of shape (n_iter_,)
+        Validation log-likelihood after each epoch (``solver="adam"`` with
+        ``early_stopping``).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -199,7 +243,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             raise TypeError(f"{name}={estimator!r} has no predict method.")
 
     def fit(self, X, y, sample_weight=None, groups=None, **fit_params):
-        """Fit the mixture by EM (soft or top-k routing) or hard EM.
+        """Fit the mixture by EM (soft or top-k routing), hard EM or AdamW.
 
         Parameters
         ----------

@@ -544,7 +544,8 @@ def run_stochastic(
     """Train the mixture by minibatch AdamW from ``responsibilities`` (None: from the
     fitted model); return the state :meth:`BaseMixtureOfExperts._run_em` returns.
 
-    ``max_iter`` counts epochs. Without early stopping training stops after
+    ``max_iter`` counts epochs; a cosine schedule that runs to its end (rate
+    zero) counts as converged. Without early stopping training stops after
     ``n_iter_no_change`` epochs whose mean training objective improved by less than
     ``tol`` on the best so far (as sklearn's MLP); with it, after as many epochs
     without an improvement of the validation log-likelihood by ``tol``, and the
@@ -614,6 +615,7 @@ def run_stochastic(
         if validation is not None:
             losses = trainer.losses(state["theta"], validation)
             score = -float(weights[validation] @ losses) / weights[validation].sum()
+            score -= np.log(y_scale)  # the likelihood in the unit of y
             validation_scores.append(score)
         else:
             score = -value
@@ -637,6 +639,10 @@ def run_stochastic(
                 continue  # the warm-up ends early: the untilted objective settled
             converged = True
             break
+    if mixture.learning_rate == "cosine" and n_iter == mixture.max_iter:
+        # the schedule ran to its end, where the rate is zero: the iterate no
+        # longer moves, which is the convergence this schedule promises
+        converged = True
     if best_theta is not None:
         state["theta"] = best_theta
         used_weights = best_used
