@@ -193,8 +193,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``early_stopping``); with ``learning_rate="cosine"`` the fit also counts
         as converged when the schedule ends (its rate is then zero). The start
         is cheap, not an EM step: the gate is the posterior of isotropic
-        Gaussians centred at ``init``'s clusters (in the hidden features when there is a hidden layer, drawn at random as in
-        sklearn's MLP), each expert starts at its cluster's log class
+        Gaussians centred at ``init``'s clusters (in the hidden features when
+        there is a hidden layer, drawn at random as in sklearn's MLP), each
+        expert starts at its cluster's log class
         frequencies; ``n_init`` restarts keep the best training likelihood. With
         ``reweighting``, after ``warmup * max_iter`` untilted epochs (or as soon
         as the untilted objective stops improving), every minibatch minimises
