@@ -151,7 +151,8 @@ class AdversarialReweighting(BaseEstimator):
     warmup : float, default=0.4
         Fraction of the mixture's ``max_iter`` trained without reweighting before the
         tilt starts (the paper's 20 of 50 epochs); the warm-up also ends when the
-        unweighted EM converges.
+        unweighted EM converges. With ``solver="adam"``, ``max_iter`` counts
+        epochs: the default 0.4 of 50 epochs is the authors' 20 untilted epochs.
     batch_size : int or None, default=128
         Size of the minibatches the tilt is normalised in, drawn afresh at each
         iteration; ``None`` tilts over all samples at once.
@@ -162,6 +163,9 @@ class AdversarialReweighting(BaseEstimator):
     min_ess : float in (0, 1] or None, default=0.5
         Smallest relative effective sample size ``1 / (1 + chi2(q || w))`` the tilt
         may reach inside a batch (or inside the relevant set); ``None`` for no bound.
+        *An extension of ours, not the paper's*: unlike ``eta`` it does not depend
+        on the scale of the losses. ``solver="adam"`` applies it in every
+        minibatch.
     gradient : {"danskin", "through_weights"}, default="danskin"
         How the mixture's ``solver="gradient"`` differentiates the tilted objective;
         ignored by EM, which refits on the weights themselves. With ``W_B`` the data
