@@ -459,3 +459,30 @@ def test_clear_errors_of_parameters_and_extensions(data):
         _adam(expert_calibration="sigmoid").partial_fit(X, y, classes=np.unique(y))
     ridge = _adam_regressor(expert=Ridge(alpha=2.0)).fit(Xr, yr)
     assert isinstance(ridge.experts_[0], Ridge)
+
+
+def test_tilt_is_bounded_by_min_ess_in_every_epoch(data):
+    X, y = data
+    moe = _adam(
+        max_iter=6,
+        batch_size=50,
+        reweighting=AdversarialReweighting(eta=50.0, min_ess=0.7, warmup=0.5),
+    ).fit(X, y)
+    sizes = moe.effective_sample_sizes_
+    n_samples = X.shape[0]
+    np.testing.assert_allclose(sizes[:3], n_samples)  # the untilted warm-up
+    # each batch's relative size is at least min_ess, hence the epoch's too
+    assert np.all(sizes[3:] >= 0.7 * n_samples * (1 - 1e-9))
+    assert np.all(sizes[3:] < 0.75 * n_samples)  # eta=50 reaches the bound
+
+
+def test_warm_start_continues_from_the_fitted_model(data):
+    X, y = data
+    moe = _adam(max_iter=5, warm_start=True, hidden_layer_sizes=4).fit(X, y)
+    first = moe.lower_bounds_.copy()
+    hidden = moe.hidden_coef_.copy()
+    moe.fit(X, y)
+    assert moe.lower_bounds_[0] > first[0] + 0.05  # not the cold start again
+    assert not np.array_equal(moe.hidden_coef_, hidden)
+    cold = _adam(max_iter=5, hidden_layer_sizes=4).fit(X, y)
+    np.testing.assert_allclose(cold.lower_bounds_, first)
