@@ -486,3 +486,24 @@ def test_warm_start_continues_from_the_fitted_model(data):
     assert not np.array_equal(moe.hidden_coef_, hidden)
     cold = _adam(max_iter=5, hidden_layer_sizes=4).fit(X, y)
     np.testing.assert_allclose(cold.lower_bounds_, first)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_class_conditional_tilt_keeps_the_predicted_base_rate():
+    """The plain tilt up-weights the rare class and the model over-predicts it;
+    normalised within classes, the tilt cannot move the label proportions."""
+    X, y = make_classification(
+        3000, 5, n_informative=3, weights=[0.85], flip_y=0.05, random_state=0
+    )
+    rates = {}
+    for name, conditional in [("plain", None), ("tilt", False), ("within", True)]:
+        reweighting = (
+            None
+            if conditional is None
+            else AdversarialReweighting(class_conditional=conditional)
+        )
+        moe = _adam(max_iter=30, reweighting=reweighting).fit(X, y)
+        rates[name] = moe.predict_proba(X)[:, 1].mean()
+    assert rates["tilt"] > y.mean() + 0.1
+    assert abs(rates["within"] - y.mean()) < 0.03
+    assert abs(rates["plain"] - y.mean()) < 0.03
