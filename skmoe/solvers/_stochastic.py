@@ -47,7 +47,8 @@ from skmoe.reweighting import AdversarialReweighting, effective_sample_size
 _BETA1, _BETA2, _EPSILON = 0.9, 0.999, 1e-8
 # Noise scales are floored at this fraction of the spread of y, as EM floors them.
 _NOISE_FLOOR = 1e-3
-# Probability given to a class the initial cluster holds no sample of.
+# Pseudo-count (in units of the mean sample weight) added to every class of every
+# initial cluster, so that a class a cluster holds no sample of gets a finite logit.
 _PRIOR_SMOOTHING = 1.0
 
 STOCHASTIC_PARAMETER_CONSTRAINTS = {
@@ -276,7 +277,7 @@ def _penalties(layout, gate_c, total_weight, weight_decay):
     return l2, decay
 
 
-def _initial_theta(mixture, layout, X, y, weights, responsibilities, random_state):
+def _initial_theta(layout, X, y, weights, responsibilities, random_state):
     """Parameters at the start: a random hidden layer (Glorot, as sklearn's MLP), a
     gate routing to ``init``'s clusters and heads fitted to each cluster's targets.
 
@@ -417,9 +418,8 @@ class _Trainer:
             self.y_value = np.zeros(1)
             n_outputs = mixture.classes_.shape[0]
         self.layout = _Layout(mixture, X.shape[1], n_outputs, regression, templates)
-        gate = mixture.gate_ if mixture.gate is None else mixture.gate
         self.l2, self.decay = _penalties(
-            self.layout, gate.C, total_weight, mixture.weight_decay
+            self.layout, mixture.gate_.C, total_weight, mixture.weight_decay
         )
         reweighting = mixture._reweighting()
         self.reweighting = reweighting
@@ -570,7 +570,6 @@ def run_stochastic(
             )
     if theta is None:
         theta = _initial_theta(
-            mixture,
             layout,
             X[train],
             y_fit[train],
@@ -746,7 +745,7 @@ def partial_fit_stochastic(mixture, X, y, sample_weight, first_call, regression)
                 X, weights, layout.n_experts, random_state
             )
             theta = _initial_theta(
-                mixture, layout, X, y_fit, weights, responsibilities, random_state
+                layout, X, y_fit, weights, responsibilities, random_state
             )
         state.update(
             theta=theta,
