@@ -21,7 +21,7 @@ from skmoe.solvers._stochastic import (
     STOCHASTIC_PARAMETER_CONSTRAINTS,
     check_class_conditional,
     check_stochastic_solver,
-    forget_hidden,
+    forget_adam_fit,
     partial_fit_stochastic,
     run_stochastic,
 )
@@ -473,7 +473,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             check_stochastic_solver(self, regression=False)
         else:
             check_class_conditional(self)
-            forget_hidden(self)
+            forget_adam_fit(self)
         self._raise_for_fit_params(fit_params)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
         check_classification_targets(y)

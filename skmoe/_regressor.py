@@ -11,7 +11,7 @@ from skmoe._base import BaseMixtureOfExperts
 from skmoe.solvers._stochastic import (
     STOCHASTIC_PARAMETER_CONSTRAINTS,
     check_stochastic_solver,
-    forget_hidden,
+    forget_adam_fit,
     partial_fit_stochastic,
     run_stochastic,
 )
@@ -274,7 +274,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if self.solver == "adam":
             check_stochastic_solver(self, regression=True)
         else:
-            forget_hidden(self)
+            forget_adam_fit(self)
         self._raise_for_fit_params(fit_params)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)
         y = np.asarray(y, dtype=np.float64)

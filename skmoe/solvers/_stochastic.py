@@ -82,14 +82,21 @@ def hidden_size(mixture):
     return int(sizes[0]) if sizes else 0
 
 
-def forget_hidden(mixture):
-    """Drop the hidden layer of an earlier ``solver="adam"`` fit (and the experts
-    fitted on its features, so that a warm start begins afresh)."""
+def forget_adam_fit(mixture):
+    """Drop what an earlier ``solver="adam"`` fit left that another solver does not
+    set: the hidden layer (and the experts fitted on its features, so that a warm
+    start begins afresh), the Adam state and the validation scores."""
     if getattr(mixture, "hidden_coef_", None) is not None and hasattr(
         mixture, "experts_"
     ):
         del mixture.experts_
-    for name in ("hidden_coef_", "hidden_intercept_", "_adam_state"):
+    for name in (
+        "hidden_coef_",
+        "hidden_intercept_",
+        "validation_scores_",
+        "_adam_state",
+        "_partial_fit_random_state",
+    ):
         if hasattr(mixture, name):
             delattr(mixture, name)
 
@@ -651,6 +658,8 @@ def run_stochastic(
     if regression:
         losses = losses + np.log(y_scale)  # the likelihood in the unit of y
     lower_bound = -float(weights @ losses) / float(weights.sum())
+    if hasattr(mixture, "_partial_fit_random_state"):
+        del mixture._partial_fit_random_state  # partial_fit after fit starts afresh
     mixture._adam_state = {
         **state,
         "dims": layout.dims.copy(),
@@ -674,6 +683,8 @@ def run_stochastic(
     }
     if validation is not None:
         out["validation_scores_"] = np.asarray(validation_scores)
+    elif hasattr(mixture, "validation_scores_"):
+        del mixture.validation_scores_  # from an earlier fit with early stopping
     if reweighting is not None:
         used = used_weights / used_weights.sum()
         out["adversarial_weights_"] = used
