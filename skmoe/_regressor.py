@@ -284,8 +284,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch of ``solver="adam"`` over a chunk of data.
 
-        As :meth:`MixtureOfExpertsClassifier.partial_fit`: training continues from
-        earlier calls (or from :meth:`fit`) at the constant rate
+        As ``partial_fit`` of :class:`MixtureOfExpertsClassifier`: training
+        continues from earlier calls (or from :meth:`fit`) at the constant rate
         ``learning_rate_init``, and nothing of the chunk is kept. The first call
         standardises ``y`` with the mean and spread of its chunk (the scale Adam's
         steps are taken in; predictions are in the unit of ``y``). Only with
