@@ -20,7 +20,7 @@ estimator's ``_features`` computes, so that prediction, pickling and
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn.base import clone
+from sklearn.base import clone, is_regressor
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -690,6 +690,28 @@ def run_stochastic(
         out["adversarial_weights_"] = used
         out["effective_sample_sizes_"] = np.asarray(effective_sizes)
     return out
+
+
+def check(mixture):
+    """The solvers' interface (:mod:`skmoe.solvers`): :func:`check_stochastic_solver`
+    for either mixture; returns the expert templates."""
+    return check_stochastic_solver(mixture, regression=is_regressor(mixture))
+
+
+def run(mixture, X, y, weights, templates, responsibilities, init_index, random_state):
+    """The solvers' interface (:mod:`skmoe.solvers`): :func:`run_stochastic` for
+    either mixture."""
+    return run_stochastic(
+        mixture,
+        X,
+        y,
+        weights,
+        templates,
+        responsibilities,
+        init_index,
+        random_state,
+        regression=is_regressor(mixture),
+    )
 
 
 def _posterior_weights(mixture, X, y, weights, regression):
