@@ -10,6 +10,7 @@ from sklearn.utils.validation import validate_data
 from skmoe._base import BaseMixtureOfExperts
 from skmoe.solvers._stochastic import (
     STOCHASTIC_PARAMETER_CONSTRAINTS,
+    check_class_conditional,
     check_stochastic_solver,
     forget_adam_fit,
     partial_fit_stochastic,
@@ -274,6 +275,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if self.solver == "adam":
             check_stochastic_solver(self, regression=True)
         else:
+            check_class_conditional(self)
             forget_adam_fit(self)
         self._raise_for_fit_params(fit_params)
         X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=True)

@@ -451,8 +451,9 @@ def test_clear_errors_of_parameters_and_extensions(data):
     with pytest.raises(ValueError, match="solver='adam' only"):
         MixtureOfExpertsClassifier(reweighting=conditional).fit(X, y)
     Xr, yr = _regression_data()
-    with pytest.raises(ValueError, match="needs class labels"):
-        _adam_regressor(reweighting=conditional).fit(Xr, yr)
+    for solver in ("adam", "em"):
+        with pytest.raises(ValueError, match="needs class labels"):
+            _adam_regressor(reweighting=conditional, solver=solver).fit(Xr, yr)
     with pytest.raises(ValueError, match="Ridge or a LinearRegression"):
         _adam_regressor(expert=DecisionTreeRegressor()).fit(Xr, yr)
     with pytest.raises(ValueError, match="expert_calibration"):

@@ -102,13 +102,22 @@ def forget_adam_fit(mixture):
 
 
 def check_class_conditional(mixture):
-    """Refuse ``AdversarialReweighting(class_conditional=True)`` outside
-    ``solver="adam"``, the only solver that normalises the tilt within classes."""
+    """Refuse ``AdversarialReweighting(class_conditional=True)`` where it cannot
+    apply: in the regressor (no classes) and outside ``solver="adam"``, the only
+    solver that normalises the tilt within classes."""
     reweighting = mixture.reweighting
-    if (
+    if not (
         isinstance(reweighting, AdversarialReweighting)
         and reweighting.class_conditional
     ):
+        return
+    if is_regressor(mixture):
+        raise ValueError(
+            "AdversarialReweighting(class_conditional=True) normalises the tilt within "
+            "each class and needs class labels; MixtureOfExpertsRegressor has none. "
+            "Use class_conditional=False."
+        )
+    if mixture.solver != "adam":
         raise ValueError(
             "AdversarialReweighting(class_conditional=True) is implemented by "
             f"solver='adam' only; got solver={mixture.solver!r}. Use solver='adam' "
@@ -140,16 +149,7 @@ def check_stochastic_solver(mixture, regression):
             "'adversarial_filtered' or an AdversarialReweighting instance; got "
             f"reweighting={reweighting!r}. Use solver='em' for it."
         )
-    if (
-        regression
-        and isinstance(reweighting, AdversarialReweighting)
-        and reweighting.class_conditional
-    ):
-        raise ValueError(
-            "AdversarialReweighting(class_conditional=True) normalises the tilt within "
-            "each class and needs class labels; MixtureOfExpertsRegressor has none. "
-            "Use class_conditional=False."
-        )
+    check_class_conditional(mixture)
     if isinstance(reweighting, AdversarialReweighting):
         reweighting._validate_params()
     templates = mixture._expert_templates()
