@@ -155,7 +155,8 @@ class AdversarialReweighting(BaseEstimator):
         epochs: the default 0.4 of 50 epochs is the authors' 20 untilted epochs.
     batch_size : int or None, default=128
         Size of the minibatches the tilt is normalised in, drawn afresh at each
-        iteration; ``None`` tilts over all samples at once.
+        iteration; ``None`` tilts over all samples at once. Not used by
+        ``solver="adam"``, which tilts inside its own minibatches.
     filtered : bool, default=False
         Tilt only the routing-relevant samples, on top of the plain weights.
     filter_strength : float, default=1.0
@@ -167,8 +168,9 @@ class AdversarialReweighting(BaseEstimator):
         on the scale of the losses. ``solver="adam"`` applies it in every
         minibatch.
     gradient : {"danskin", "through_weights"}, default="danskin"
-        How the mixture's ``solver="gradient"`` differentiates the tilted objective;
-        ignored by EM, which refits on the weights themselves. With ``W_B`` the data
+        How the mixture's ``solver="gradient"`` (and ``solver="adam"``, in each
+        minibatch) differentiates the tilted objective; ignored by EM, which
+        refits on the weights themselves. With ``W_B`` the data
         weight of batch ``B`` and ``W`` the total:
 
         - ``"danskin"`` minimises the KL-DRO value of each batch,
