@@ -63,6 +63,12 @@ def _accepts_sample_weight(estimator):
     return has_fit_parameter(estimator, "sample_weight")
 
 
+def _hidden_features(X, coef, intercept, activation):
+    """The features ``act(X @ coef + intercept)`` of a hidden layer (solver="adam")."""
+    pre = np.asarray(X, dtype=np.float64) @ coef + intercept
+    return np.maximum(pre, 0.0) if activation == "relu" else np.tanh(pre)
+
+
 def _fit_estimator(estimator, X, y, sample_weight, fit_params):
     """Fit one expert; module level so that joblib can pickle it.
 
@@ -353,7 +359,9 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                 delattr(self, name)  # from an earlier fit with reweighting
         for name, value in best.items():
             setattr(self, name, value)
-        self._after_em(X, y, weights, templates, expert_weights, random_state)
+        self._after_em(
+            self._features(X), y, weights, templates, expert_weights, random_state
+        )
         del self._expert_fit_params
         if not self.converged_:
             warnings.warn(
@@ -620,12 +628,23 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         return np.exp(log_gate)
 
     def _validate_predict_input(self, X):
+        """Validated ``X``, mapped to the inputs the gate and the experts see."""
         check_is_fitted(self)
         with explained_input_errors(self):
-            return validate_data(
+            X = validate_data(
                 self, X, reset=False, dtype=[np.float64, np.float32],
                 ensure_all_finite=True,
             )
+        return self._features(X)
+
+    def _features(self, X):
+        """The inputs of the gate and the experts: ``X`` itself, or the features
+        ``act(X @ hidden_coef_ + hidden_intercept_)`` of the shared hidden layer
+        that ``solver="adam"`` learns with ``hidden_layer_sizes``."""
+        coef = getattr(self, "hidden_coef_", None)
+        if coef is None:
+            return X
+        return _hidden_features(X, coef, self.hidden_intercept_, self.activation)
 
     def predict_gate_proba(self, X):
         """Routing weights of every expert for each sample.

@@ -4,6 +4,8 @@ import numpy as np
 from scipy.special import logsumexp, ndtr, ndtri
 from sklearn.base import RegressorMixin
 from sklearn.linear_model import Ridge
+from sklearn.utils._available_if import available_if
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import (
     check_array,
     check_consistent_length,
@@ -13,6 +15,19 @@ from sklearn.utils.validation import (
 
 from skmoe._base import BaseMixtureOfExperts
 from skmoe._validation import explained_input_errors
+from skmoe.solvers import _em, _stochastic
+from skmoe.solvers._stochastic import (
+    STOCHASTIC_PARAMETER_CONSTRAINTS,
+    check_class_conditional,
+    check_stochastic_solver,
+    forget_adam_fit,
+    partial_fit_stochastic,
+)
+
+
+def _uses_adam(mixture):
+    """``partial_fit`` exists with ``solver="adam"`` only."""
+    return mixture.solver == "adam"
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
@@ -84,7 +99,43 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         negative Gaussian log-likelihood, and the expert disagreement of the filtered
         variant is ``sum_k r_k (f_k - f)^2`` divided by the variance of ``y``.
         ``"group_dro"`` (:class:`~skmoe.reweighting.GroupDRO`) weighs the
-        ``groups`` given to :meth:`fit` instead of single samples.
+        ``groups`` given to :meth:`fit` instead of single samples. With
+        ``solver="adam"`` the tilt is inside each minibatch, as for the
+        classifier; ``class_conditional=True`` is refused (there are no classes).
+    solver : {"em", "adam"}, default="em"
+        ``"em"``: EM as above. ``"adam"``: the softmax gate and linear-Gaussian
+        experts ``N(coef_k . x + intercept_k, sigma_k^2)`` (and, with
+        ``hidden_layer_sizes``, a shared hidden layer feeding both) trained
+        jointly by minibatch AdamW on the weighted mean negative log-likelihood
+        (the likelihood EM maximises), the log noise scales learned with the
+        rest and floored as EM floors them. The targets are standardised by
+        their weighted mean and spread for training (so that Adam's steps do not
+        depend on the unit of ``y``); ``experts_``, ``noise_scale_`` and the
+        predictions are in the unit of ``y``. Needs ``routing="soft"``,
+        ``gate=None`` or a :class:`~skmoe.gating.SoftmaxGate`, and ``Ridge`` or
+        ``LinearRegression`` experts: a ridge's ``alpha`` becomes the L2 penalty
+        ``alpha ||coef||^2 / (2 W)`` on the coefficients in standardised units
+        (``W`` the total sample weight), the gate's ``1 / C`` likewise. The other
+        parameters below mean what they mean for
+        :class:`MixtureOfExpertsClassifier` (``max_iter`` counts epochs).
+    hidden_layer_sizes : int, tuple of at most one int, or None, default=None
+        Width of the shared hidden layer of ``solver="adam"``; ``None``: none.
+    activation : {"relu", "tanh"}, default="relu"
+        Activation of the hidden layer.
+    batch_size : int, default=128
+        Minibatch size of ``solver="adam"``.
+    learning_rate_init : float, default=1e-2
+        Peak learning rate of ``solver="adam"``.
+    learning_rate : {"cosine", "constant"}, default="cosine"
+        Learning-rate schedule of ``solver="adam"`` over ``max_iter`` epochs.
+    weight_decay : float, default=0.0
+        AdamW's decoupled weight decay on every weight (not the intercepts).
+    early_stopping : bool, default=False
+        Stop on a held-out ``validation_fraction`` and keep the best epoch.
+    validation_fraction : float in (0, 1), default=0.1
+        Fraction of the data held out with ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Epochs without an improvement of ``tol`` before ``solver="adam"`` stops.
 
     Attributes
     ----------
@@ -115,6 +166,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     group_weights_ : ndarray of shape (n_groups,)
         The weight of each group (in the order of ``np.unique(groups)``) in the
         final M-step; only with Group DRO.
+    hidden_coef_ : ndarray of shape (n_features_in_, n_hidden) or None
+        Weights of the shared hidden layer (``solver="adam"``; ``None`` without
+        one).
+    hidden_intercept_ : ndarray of shape (n_hidden,) or None
+        Intercepts of the shared hidden layer.
+    validation_scores_ : ndarray of shape (n_iter_,)
+        Validation log-likelihood after each epoch (``solver="adam"`` with
+        ``early_stopping``).
     n_features_in_ : int
         Number of features seen during fit.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -153,7 +212,27 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         verbose=0,
         n_jobs=None,
         reweighting=None,
+        solver="em",
+        hidden_layer_sizes=None,
+        activation="relu",
+        batch_size=128,
+        learning_rate_init=1e-2,
+        learning_rate="cosine",
+        weight_decay=0.0,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
     ):
+        self.solver = solver
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
         super().__init__(
             expert,
             n_experts=n_experts,
@@ -171,6 +250,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             reweighting=reweighting,
         )
 
+    _parameter_constraints = {
+        **BaseMixtureOfExperts._parameter_constraints,
+        "solver": [StrOptions({"em", "adam"})],
+        **STOCHASTIC_PARAMETER_CONSTRAINTS,
+    }
+
     def _default_expert(self):
         return Ridge()
 
@@ -179,7 +264,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             raise TypeError(f"{name}={estimator!r} has no predict method.")
 
     def fit(self, X, y, sample_weight=None, groups=None, **fit_params):
-        """Fit the mixture by EM (soft or top-k routing) or hard EM.
+        """Fit the mixture by EM (soft or top-k routing), hard EM or AdamW.
 
         Parameters
         ----------
@@ -207,6 +292,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             The fitted mixture.
         """
         self._validate_params()
+        if self.solver == "adam":
+            check_stochastic_solver(self, regression=True)
+        else:
+            check_class_conditional(self)
+            forget_adam_fit(self)
         self._raise_for_fit_params(fit_params)
         with explained_input_errors(self):
             X, y = validate_data(
@@ -220,6 +310,52 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if y.ndim != 1 or not np.all(np.isfinite(y)):
             raise ValueError("y must be a 1-D array of finite numbers.")
         return y
+
+    def _solver_module(self):
+        return _stochastic if self.solver == "adam" else _em
+
+    @available_if(_uses_adam)
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch of ``solver="adam"`` over a chunk of data.
+
+        As ``partial_fit`` of :class:`MixtureOfExpertsClassifier`: training
+        continues from earlier calls (or from :meth:`fit`) at the constant rate
+        ``learning_rate_init``, and nothing of the chunk is kept. The first call
+        standardises ``y`` with the mean and spread of its chunk (the scale Adam's
+        steps are taken in; predictions are in the unit of ``y``). Only with
+        ``solver="adam"``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A chunk of training data.
+        y : array-like of shape (n_samples,)
+            Its numeric targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the chunk's samples.
+
+        Returns
+        -------
+        self : MixtureOfExpertsRegressor
+            The updated mixture.
+        """
+        self._validate_params()
+        check_stochastic_solver(self, regression=True)
+        first_call = not hasattr(self, "experts_")
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=first_call,
+            dtype=[np.float64, np.float32],
+            y_numeric=True,
+        )
+        if not np.all(np.isfinite(y)):
+            raise ValueError("Input y contains NaN or infinity.")
+        y = np.asarray(y, dtype=np.float64)
+        return partial_fit_stochastic(
+            self, X, y, sample_weight, first_call, regression=True
+        )
 
     def _before_em(self, X, y, weights):
         mean = np.average(y, weights=weights)

@@ -151,10 +151,12 @@ class AdversarialReweighting(BaseEstimator):
     warmup : float, default=0.4
         Fraction of the mixture's ``max_iter`` trained without reweighting before the
         tilt starts (the paper's 20 of 50 epochs); the warm-up also ends when the
-        unweighted EM converges.
+        unweighted EM converges. With ``solver="adam"``, ``max_iter`` counts
+        epochs: the default 0.4 of 50 epochs is the authors' 20 untilted epochs.
     batch_size : int or None, default=128
         Size of the minibatches the tilt is normalised in, drawn afresh at each
-        iteration; ``None`` tilts over all samples at once.
+        iteration; ``None`` tilts over all samples at once. Not used by
+        ``solver="adam"``, which tilts inside its own minibatches.
     filtered : bool, default=False
         Tilt only the routing-relevant samples, on top of the plain weights.
     filter_strength : float, default=1.0
@@ -162,9 +164,13 @@ class AdversarialReweighting(BaseEstimator):
     min_ess : float in (0, 1] or None, default=0.5
         Smallest relative effective sample size ``1 / (1 + chi2(q || w))`` the tilt
         may reach inside a batch (or inside the relevant set); ``None`` for no bound.
+        *An extension of ours, not the paper's*: unlike ``eta`` it does not depend
+        on the scale of the losses. ``solver="adam"`` applies it in every
+        minibatch.
     gradient : {"danskin", "through_weights"}, default="danskin"
-        How the mixture's ``solver="gradient"`` differentiates the tilted objective;
-        ignored by EM, which refits on the weights themselves. With ``W_B`` the data
+        How the mixture's ``solver="gradient"`` (and ``solver="adam"``, in each
+        minibatch) differentiates the tilted objective; ignored by EM, which
+        refits on the weights themselves. With ``W_B`` the data
         weight of batch ``B`` and ``W`` the total:
 
         - ``"danskin"`` minimises the KL-DRO value of each batch,
@@ -193,6 +199,16 @@ class AdversarialReweighting(BaseEstimator):
         so EM settles; each tilt lies in the ``min_ess`` chi-square ball around the
         data, and so does their mean (the ball is convex). Ignored by
         ``solver="gradient"``, whose objective is fixed within each round.
+    class_conditional : bool, default=False
+        *An extension of ours, not the paper's.* Normalise the tilt within each class
+        of a batch: every class keeps its share of the batch's data weight, and the
+        adversary only moves weight between samples of the same class, so it cannot
+        change the label proportions (tilting the log loss otherwise up-weights the
+        rare class, which over-predicts it where the rare class gets rarer, as under
+        label shift). The ``min_ess`` bound and the filtered variant then apply
+        within each class. Used by ``solver="adam"`` of
+        :class:`~skmoe.MixtureOfExpertsClassifier`; the other solvers and the
+        regressor refuse it.
 
     See Also
     --------
@@ -228,6 +244,7 @@ class AdversarialReweighting(BaseEstimator):
         "min_ess": [None, Interval(Real, 0, 1, closed="right")],
         "averaging": ["boolean"],
         "gradient": [StrOptions({"danskin", "through_weights"})],
+        "class_conditional": ["boolean"],
     }
 
     def __init__(
@@ -241,6 +258,7 @@ class AdversarialReweighting(BaseEstimator):
         min_ess=0.5,
         gradient="danskin",
         averaging=False,
+        class_conditional=False,
     ):
         self.eta = eta
         self.warmup = warmup
@@ -250,6 +268,7 @@ class AdversarialReweighting(BaseEstimator):
         self.min_ess = min_ess
         self.gradient = gradient
         self.averaging = averaging
+        self.class_conditional = class_conditional
 
     def compute_weights(
         self, losses, sample_weight=None, *, relevant=None, random_state=None
