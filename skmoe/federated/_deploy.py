@@ -16,6 +16,20 @@ from pathlib import Path
 import joblib
 import numpy as np
 
+# run configuration key -> DDOMEClassifier parameter
+ESTIMATOR_KEYS = {
+    "n-experts": "n_experts",
+    "top-k": "top_k",
+    "anchor-fraction": "anchor_fraction",
+    "n-rounds": "n_rounds",
+    "clients-per-round": "clients_per_round",
+    "local-epochs": "local_epochs",
+    "gate-learning-rate": "gate_learning_rate",
+    "gate-batch-size": "gate_batch_size",
+    "embedding": "embedding",
+    "random-state": "random_state",
+}
+
 _PARQUET_MISSING = (
     "Reading a Parquet partition needs pyarrow: pip install pyarrow "
     "(or store the partition as .csv or .npz)."

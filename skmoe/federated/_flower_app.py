@@ -26,7 +26,12 @@ from sklearn.utils import check_random_state
 
 from skmoe.federated._common import default_expert
 from skmoe.federated._ddome import DDOMEClassifier, _is_fitted, embed, embedding_method
-from skmoe.federated._deploy import file_digest, load_partition, load_verified
+from skmoe.federated._deploy import (
+    ESTIMATOR_KEYS,
+    file_digest,
+    load_partition,
+    load_verified,
+)
 from skmoe.federated._flower import decode, encode
 from skmoe.federated._protocol import (
     client_gate_scores,
@@ -36,20 +41,6 @@ from skmoe.federated._protocol import (
 from skmoe.federated._server import run_ddome
 
 INFO, WARNING = 20, 30
-
-# run configuration key -> DDOMEClassifier parameter
-ESTIMATOR_KEYS = {
-    "n-experts": "n_experts",
-    "top-k": "top_k",
-    "anchor-fraction": "anchor_fraction",
-    "n-rounds": "n_rounds",
-    "clients-per-round": "clients_per_round",
-    "local-epochs": "local_epochs",
-    "gate-learning-rate": "gate_learning_rate",
-    "gate-batch-size": "gate_batch_size",
-    "embedding": "embedding",
-    "random-state": "random_state",
-}
 
 server_app = ServerApp()
 client_app = ClientApp()
@@ -95,8 +86,8 @@ def local_data(context, instruction):
     path = partition_path(context)
     label = str(context.node_config.get("label", "y"))
     expert_path = _setting(context, "common-expert")
-    digest = bytes(np.asarray(instruction["common_expert_sha256"], dtype=np.uint8))
-    key = (str(path), label, str(expert_path), digest)
+    digest = instruction["common_expert_sha256"]
+    key = (str(path), label, str(expert_path), bytes(digest))
     if key not in _LOADED:
         if expert_path == "":
             raise ValueError(
@@ -153,27 +144,25 @@ def _reply(message, payload):
 
 @client_app.query("describe")
 def describe(message, context):
-    """Name, sizes and label set: what the server needs before the first round."""
+    """Everything the server asks once: name, sizes, labels and the summary.
+
+    The summary (:func:`client_summary`) counts the labels over the client's own
+    label set; the server maps the counts onto the federation's classes, which it
+    knows only when every client has described itself. One exchange instead of two:
+    each message costs a ClientApp process on the node.
+    """
     name, X, y, embedding = local_data(context, decode(message.content))
+    labels, y_local = np.unique(y, return_inverse=True)
     return _reply(
         message,
         {
+            **client_summary(embedding, y_local, labels.shape[0]),
             "name": name,
-            "n_samples": X.shape[0],
             "n_features": X.shape[1],
             "n_embedding": embedding.shape[1],
-            "labels": np.unique(y),
+            "labels": labels,
         },
     )
-
-
-@client_app.query("summary")
-def summary(message, context):
-    instruction = decode(message.content)
-    _, _, y, embedding = local_data(context, instruction)
-    classes = instruction["classes"]
-    y_encoded = encode_labels(y, classes)
-    return _reply(message, client_summary(embedding, y_encoded, classes.shape[0]))
 
 
 @client_app.query("gate_scores")
@@ -215,6 +204,7 @@ class GridTransport:
         self.shared = shared
         self.timeout = timeout
         self.node_of = {}
+        self.described = {}
         self.dropped = []
 
     def send(self, message_type, contents):
@@ -252,19 +242,18 @@ class GridTransport:
         if dropped:
             self.dropped.append((message_type, dropped))
             for client, why in sorted(dropped.items()):
-                log(WARNING, "DDOME: client %s dropped from %s: %s", client,
-                    message_type, why)
+                log(
+                    WARNING,
+                    "DDOME: client %s dropped from %s: %s",
+                    client,
+                    message_type,
+                    why,
+                )
         return {client_of[node]: reply for node, reply in replies.items()}
 
     def summaries(self, instructions):
-        replies = self._exchange("query.summary", instructions)
-        missing = sorted(set(instructions) - set(replies))
-        if missing:
-            raise RuntimeError(
-                f"Clients {missing} did not send their summary; the federation "
-                "cannot standardise the embedding without them."
-            )
-        return replies
+        """The summaries the clients sent with their description."""
+        return {c: self.described[c] for c in instructions}
 
     def gate_scores(self, instructions):
         return self._exchange("query.gate_scores", instructions)
@@ -294,7 +283,7 @@ def _sort_key(name):
 
 
 def describe_clients(transport, nodes):
-    """Ask every node for its name, sizes and labels; order the clients by name.
+    """Ask every node for its name, sizes, labels and summary; order them by name.
 
     Returns the sorted names, the number of features and of embedding dimensions,
     and the classes (the sorted union of the clients' labels). Nodes that fail are
@@ -326,14 +315,23 @@ def describe_clients(transport, nodes):
             f"The clients' labels are of different kinds ({sorted(kinds)}): store "
             "them all as numbers or all as strings."
         )
+    classes = np.unique(np.concatenate(labels))
     order = sorted(replies, key=lambda node: _sort_key(replies[node]["name"]))
     transport.node_of = dict(enumerate(order))
+    for c, node in enumerate(order):
+        reply = replies[node]
+        label_counts = np.zeros(classes.shape[0])
+        label_counts[np.searchsorted(classes, reply["labels"])] = reply["label_counts"]
+        transport.described[c] = {
+            key: reply[key]
+            for key in ("n_samples", "embedding_sum", "embedding_sum_squares")
+        } | {"label_counts": label_counts}
     first = replies[order[0]]
     return (
         [replies[node]["name"] for node in order],
         int(first["n_features"]),
         int(first["n_embedding"]),
-        np.unique(np.concatenate(labels)),
+        classes,
     )
 
 

@@ -1,0 +1,364 @@
+"""Tests of the deployable Flower app: partitions, the app project, and a deployment.
+
+The deployment tests start a SuperLink and three SuperNodes on 127.0.0.1
+(``--insecure``, free ports), each SuperNode reading its own partition file, run
+skmoe's app with ``flwr run`` to the end, and compare the model the ServerApp saved
+with ``DDOMEClassifier.fit`` in one process on the same partitions. They need flwr (the
+``federated`` extra) and are skipped without it; CI runs them in a separate step that
+fails when they are skipped.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import skmoe
+from skmoe.federated import DDOMEClassifier, flower_app_path, load_partition
+from skmoe.federated._deploy import ESTIMATOR_KEYS, flower_app_config
+
+N_CLIENTS = 3
+# small and few rounds: every message costs a ClientApp process on its SuperNode
+RUN_PARAMS = {
+    "n-experts": 3,
+    "n-rounds": 2,
+    "clients-per-round": 3,
+    "local-epochs": 1,
+    "random-state": 0,
+}
+
+
+# ------------------------------------------------------------- partitions and app
+def test_partition_formats_give_the_same_data(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.standard_normal((6, 3))
+    y = np.array([2, 0, 1, 2, 2, 0])
+    np.savez(tmp_path / "part.npz", X=X, y=y)
+    with open(tmp_path / "part.csv", "w") as file:
+        file.write("a,label,b,c\n")
+        for row, label in zip(X, y, strict=True):
+            a, b, c = (repr(float(v)) for v in row)
+            file.write(f"{a},{label},{b},{c}\n")
+    for path, label in ((tmp_path / "part.npz", "y"), (tmp_path / "part.csv", "label")):
+        X_read, y_read = load_partition(path, label=label)
+        np.testing.assert_array_equal(X_read, X)
+        np.testing.assert_array_equal(y_read, y)
+        assert y_read.dtype.kind == "i"
+
+
+def test_csv_labels_may_be_strings_and_errors_name_the_problem(tmp_path):
+    path = tmp_path / "owner.csv"
+    path.write_text("x1,x2,species\n1.5,2,Adelie\n0,1,Gentoo\n")
+    X, y = load_partition(path, label="species")
+    assert X.tolist() == [[1.5, 2.0], [0.0, 1.0]]
+    assert y.tolist() == ["Adelie", "Gentoo"]
+    with pytest.raises(ValueError, match="no label column 'y'"):
+        load_partition(path)
+    with pytest.raises(ValueError, match="Unknown partition format '.txt'"):
+        (tmp_path / "owner.txt").write_text("1")
+        load_partition(tmp_path / "owner.txt")
+    with pytest.raises(FileNotFoundError, match="No partition file"):
+        load_partition(tmp_path / "missing.npz")
+    np.savez(tmp_path / "bad.npz", X=np.zeros((2, 2)))
+    with pytest.raises(ValueError, match=r"lacks the arrays \['y'\]"):
+        load_partition(tmp_path / "bad.npz")
+
+
+def test_parquet_partition(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="Parquet partitions need pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"x1": [0.5, 1.0], "x2": [2.0, 3.0], "y": ["a", "b"]})
+    pq.write_table(table, tmp_path / "part.parquet")
+    X, y = load_partition(tmp_path / "part.parquet")
+    assert X.tolist() == [[0.5, 2.0], [1.0, 3.0]]
+    assert y.tolist() == ["a", "b"] and y.dtype.kind == "U"
+
+
+def test_parquet_without_pyarrow_is_a_clear_import_error(tmp_path, monkeypatch):
+    (tmp_path / "part.parquet").write_bytes(b"PAR1")
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
+    with pytest.raises(ImportError, match="pip install pyarrow"):
+        load_partition(tmp_path / "part.parquet")
+
+
+def test_app_defaults_are_the_estimators_defaults():
+    config = flower_app_config()
+    defaults = DDOMEClassifier().get_params()
+    for key, param in ESTIMATOR_KEYS.items():
+        if key == "random-state":  # a deployment is reproducible by default
+            continue
+        assert config[key] == defaults[param], key
+
+
+def test_app_project_is_a_valid_flower_app():
+    pytest.importorskip("flwr", reason="flwr is not installed (skmoe[federated])")
+    import tomllib
+
+    from flwr.common.config import validate_config
+
+    with open(flower_app_path() / "pyproject.toml", "rb") as file:
+        config = tomllib.load(file)
+    # check_module: the components resolve to the installed skmoe's objects
+    assert validate_config(config, check_module=True) == (True, [], [])
+
+
+# ------------------------------------------------------------------ deployment
+def _free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_until(condition, timeout, what, logs=()):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.5)
+    tails = "\n".join(f"--- {p}\n{Path(p).read_text()[-2000:]}" for p in logs)
+    raise TimeoutError(f"{what} not ready after {timeout} s\n{tails}")
+
+
+def _healthy(port):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+class Federation:
+    """A SuperLink and SuperNodes on 127.0.0.1, stopped by :meth:`stop`."""
+
+    def __init__(self, root):
+        self.root = root
+        self.processes = {}
+        self.env = {
+            **os.environ,
+            # the ServerApp and ClientApps run in processes that Flower starts:
+            # they must import this skmoe, not another installed copy
+            "PYTHONPATH": os.pathsep.join(
+                [str(Path(skmoe.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+            ),
+            "FLWR_HOME": str(root / "flwr-home"),
+            "FLWR_TELEMETRY_ENABLED": "0",
+            "FLWR_DISABLE_UPDATE_CHECK": "1",
+        }
+        self.port = _free_port()
+        (root / "flwr-home").mkdir()
+        # the SuperLink connection `flwr run` submits to
+        (root / "flwr-home" / "config.toml").write_text(
+            '[superlink]\ndefault = "local-deployment"\n\n'
+            "[superlink.local-deployment]\n"
+            f'address = "127.0.0.1:{self.port}"\ninsecure = true\n'
+        )
+
+    def start(self, name, command):
+        log = open(self.root / f"{name}.log", "w")  # noqa: SIM115 - closed in stop
+        self.processes[name] = (
+            subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=self.root,
+                start_new_session=True,
+            ),
+            log,
+        )
+
+    def start_superlink(self):
+        self.start(
+            "superlink",
+            [
+                shutil.which("flower-superlink"),
+                "--insecure",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                # skmoe is installed here; do not let the SuperLink build an env
+                "--disable-runtime-dependency-installation",
+            ],
+        )
+        _wait_until(
+            lambda: _healthy(self.port), 120, "SuperLink", [self.root / "superlink.log"]
+        )
+
+    def start_supernode(self, name, node_config):
+        self.start(
+            name,
+            [
+                shutil.which("flower-supernode"),
+                "--insecure",
+                "--superlink",
+                f"127.0.0.1:{self.port}",
+                "--port",
+                str(_free_port()),
+                "--node-config",
+                node_config,
+            ],
+        )
+
+    def kill(self, name):
+        process, log = self.processes.pop(name)
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+        log.close()
+
+    def stop(self):
+        # SIGTERM lets the SuperLink and SuperNodes stop the SuperExec they started
+        for process, _ in self.processes.values():
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        for name in list(self.processes):
+            process = self.processes[name][0]
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                pass
+            self.kill(name)
+
+    def run(self, app, run_config, timeout=1500):
+        """``flwr run`` to the end (``--stream`` returns when the run ends)."""
+        overrides = " ".join(
+            f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
+            for key, value in run_config.items()
+        )
+        return subprocess.run(
+            [
+                shutil.which("flwr"),
+                "run",
+                str(app),
+                "local-deployment",
+                "--run-config",
+                overrides,
+                "--stream",
+            ],
+            env=self.env,
+            cwd=self.root,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def logs(self):
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text()[-3000:]}"
+            for path in sorted(self.root.glob("*.log"))
+        )
+
+
+def _partitions(root):
+    """Three label-skewed partition files (npz, CSV, npz) and the common expert."""
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.RandomState(0)
+    rows = rng.permutation(y.shape[0])[:360]
+    X, y = X[rows] / 16.0, y[rows]
+    # client c holds mostly the digits of its third of the labels
+    client_ids = np.where(rng.random_sample(y.shape[0]) < 0.8, y % N_CLIENTS, -1)
+    client_ids[client_ids < 0] = rng.randint(N_CLIENTS, size=(client_ids < 0).sum())
+    common_expert = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300))
+    common_expert.fit(X[:60], y[:60])
+    joblib.dump(common_expert, root / "common_expert.joblib")
+    paths = []
+    for c in range(N_CLIENTS):
+        mine = client_ids == c
+        if c == 1:  # one data owner keeps a CSV file
+            path = root / f"owner{c}.csv"
+            header = ",".join([f"pixel{j}" for j in range(X.shape[1])] + ["y"])
+            lines = [
+                ",".join([repr(float(v)) for v in row] + [str(label)])
+                for row, label in zip(X[mine], y[mine], strict=True)
+            ]
+            path.write_text("\n".join([header, *lines]) + "\n")
+        else:
+            path = root / f"owner{c}.npz"
+            np.savez(path, X=X[mine], y=y[mine])
+        paths.append(path)
+    return X, y, client_ids, common_expert, paths
+
+
+@pytest.fixture(scope="module")
+def federation(tmp_path_factory):
+    pytest.importorskip("flwr", reason="flwr is not installed (skmoe[federated])")
+    for executable in ("flwr", "flower-superlink", "flower-supernode"):
+        if shutil.which(executable) is None:
+            pytest.skip(f"the {executable} executable of flwr is not on PATH")
+    root = tmp_path_factory.mktemp("federation")
+    X, y, client_ids, common_expert, paths = _partitions(root)
+    federation = Federation(root)
+    try:
+        federation.start_superlink()
+        for c, path in enumerate(paths):
+            federation.start_supernode(
+                f"supernode{c}", f"partition='{path}' client-id={c}"
+            )
+        federation.data = (X, y, client_ids, common_expert)
+        yield federation
+    finally:
+        federation.stop()
+
+
+def test_flower_deployment_gives_the_in_process_model(federation):
+    X, y, client_ids, common_expert = federation.data
+    root = federation.root
+    run_config = {
+        **RUN_PARAMS,
+        "common-expert": str(root / "common_expert.joblib"),
+        "model-path": str(root / "model.joblib"),
+        "min-nodes": N_CLIENTS,
+    }
+    result = federation.run(flower_app_path(), run_config)
+    model_path = root / "model.joblib"
+    assert result.returncode == 0 and model_path.exists(), (
+        f"flwr run exited with {result.returncode}\n{result.stdout[-3000:]}\n"
+        f"{result.stderr[-3000:]}\n{federation.logs()}"
+    )
+    deployed = joblib.load(model_path)
+
+    in_process = DDOMEClassifier(
+        common_expert,
+        n_experts=3,
+        n_rounds=2,
+        clients_per_round=3,
+        local_epochs=1,
+        random_state=0,
+    ).fit(X, y, client_ids)
+    np.testing.assert_allclose(deployed.gate_.coef_, in_process.gate_.coef_)
+    np.testing.assert_allclose(deployed.gate_.intercept_, in_process.gate_.intercept_)
+    for a, b in zip(deployed.experts_, in_process.experts_, strict=True):
+        np.testing.assert_allclose(a.coef_, b.coef_)
+        np.testing.assert_allclose(a.intercept_, b.intercept_)
+    assert deployed.anchors_ == in_process.anchors_
+    assert {c: e.tolist() for c, e in deployed.client_experts_.items()} == {
+        c: e.tolist() for c, e in in_process.client_experts_.items()
+    }
+    np.testing.assert_array_equal(deployed.classes_, in_process.classes_)
+    np.testing.assert_array_equal(
+        deployed.predict(X, client_ids), in_process.predict(X, client_ids)
+    )
+    assert [h["clients"] for h in deployed.history_] == [
+        h["clients"] for h in in_process.history_
+    ]
+    assert deployed.dropped_ == []
