@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -239,28 +240,47 @@ class Federation:
                 pass
             self.kill(name)
 
-    def run(self, app, run_config, timeout=1500):
-        """``flwr run`` to the end (``--stream`` returns when the run ends)."""
+    def run(self, app, run_config, *, on_line=None, timeout=1500):
+        """``flwr run`` to the end (``--stream`` returns when the run ends).
+
+        Returns the exit code and the output (the ServerApp's log); ``on_line`` is
+        called with each line as it comes.
+        """
         overrides = " ".join(
             f"{key}={value!r}" if isinstance(value, str) else f"{key}={value}"
             for key, value in run_config.items()
         )
-        return subprocess.run(
-            [
-                shutil.which("flwr"),
-                "run",
-                str(app),
-                "local-deployment",
-                "--run-config",
-                overrides,
-                "--stream",
-            ],
+        command = [
+            shutil.which("flwr"),
+            "run",
+            str(app),
+            "local-deployment",
+            "--run-config",
+            overrides,
+            "--stream",
+        ]
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             env=self.env,
             cwd=self.root,
-            capture_output=True,
             text=True,
-            timeout=timeout,
         )
+        watchdog = threading.Timer(timeout, process.kill)
+        watchdog.start()
+        lines = []
+        try:
+            for line in process.stdout:
+                lines.append(line)
+                if on_line is not None:
+                    on_line(line)
+            process.wait()
+        finally:
+            watchdog.cancel()
+            process.kill()
+            process.stdout.close()
+        return process.returncode, "".join(lines)
 
     def logs(self):
         return "\n".join(
@@ -329,11 +349,10 @@ def test_flower_deployment_gives_the_in_process_model(federation):
         "model-path": str(root / "model.joblib"),
         "min-nodes": N_CLIENTS,
     }
-    result = federation.run(flower_app_path(), run_config)
+    returncode, output = federation.run(flower_app_path(), run_config)
     model_path = root / "model.joblib"
-    assert result.returncode == 0 and model_path.exists(), (
-        f"flwr run exited with {result.returncode}\n{result.stdout[-3000:]}\n"
-        f"{result.stderr[-3000:]}\n{federation.logs()}"
+    assert returncode == 0 and model_path.exists(), (
+        f"flwr run exited with {returncode}\n{output[-4000:]}\n{federation.logs()}"
     )
     deployed = joblib.load(model_path)
 
@@ -362,3 +381,4 @@ def test_flower_deployment_gives_the_in_process_model(federation):
         h["clients"] for h in in_process.history_
     ]
     assert deployed.dropped_ == []
+
