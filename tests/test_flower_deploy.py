@@ -97,6 +97,18 @@ def test_parquet_without_pyarrow_is_a_clear_import_error(tmp_path, monkeypatch):
         load_partition(tmp_path / "part.parquet")
 
 
+def test_a_node_refuses_a_common_expert_other_than_the_servers(tmp_path):
+    from skmoe.federated._deploy import file_digest, load_verified
+
+    joblib.dump(LogisticRegression(C=1.0), tmp_path / "server.joblib")
+    joblib.dump(LogisticRegression(C=2.0), tmp_path / "node.joblib")
+    digest = file_digest(tmp_path / "server.joblib")
+    assert digest.dtype == np.uint8 and digest.shape == (32,)
+    assert load_verified(tmp_path / "server.joblib", digest, "common expert").C == 1.0
+    with pytest.raises(ValueError, match="common expert at .* differs from the server"):
+        load_verified(tmp_path / "node.joblib", digest, "common expert")
+
+
 def test_app_defaults_are_the_estimators_defaults():
     config = flower_app_config()
     defaults = DDOMEClassifier().get_params()
@@ -183,7 +195,7 @@ class Federation:
             log,
         )
 
-    def start_superlink(self):
+    def start_superlink(self, *, simulation=False):
         self.start(
             "superlink",
             [
@@ -195,6 +207,7 @@ class Federation:
                 str(self.port),
                 # skmoe is installed here; do not let the SuperLink build an env
                 "--disable-runtime-dependency-installation",
+                *(["--simulation"] if simulation else []),
             ],
         )
         _wait_until(
@@ -240,7 +253,7 @@ class Federation:
                 pass
             self.kill(name)
 
-    def run(self, app, run_config, *, on_line=None, timeout=1500):
+    def run(self, app, run_config, *, on_line=None, options=(), timeout=1500):
         """``flwr run`` to the end (``--stream`` returns when the run ends).
 
         Returns the exit code and the output (the ServerApp's log); ``on_line`` is
@@ -258,6 +271,7 @@ class Federation:
             "--run-config",
             overrides,
             "--stream",
+            *options,
         ]
         process = subprocess.Popen(
             command,
@@ -382,3 +396,102 @@ def test_flower_deployment_gives_the_in_process_model(federation):
     ]
     assert deployed.dropped_ == []
 
+
+def test_deployment_survives_faulty_and_dying_nodes(federation):
+    """NaN and wrong-shape replies are rejected, a killed SuperNode is dropped.
+
+    A fourth data owner holds a single sample (so a single class); the ClientApp of
+    ``flower_fault_app/faulty_client.py`` makes client 1 send a NaN gate and client 2
+    a gate of the wrong shape; SuperNode 0 is killed once the first round ended.
+    """
+    X, y, _, _ = federation.data
+    root = federation.root
+    tiny = root / "tiny.npz"
+    np.savez(tiny, X=X[:1], y=y[:1])
+    federation.start_supernode("supernode3", f"partition='{tiny}' client-id=3")
+    app = root / "fault_app"
+    app.mkdir()
+    pyproject = (flower_app_path() / "pyproject.toml").read_text()
+    pyproject = pyproject.replace(
+        'clientapp = "skmoe.federated._flower_app:client_app"',
+        'clientapp = "faulty_client:client_app"',
+    ).replace(
+        "[tool.flwr.app.config]\n",
+        '[tool.flwr.app.config]\nfault-nan = ""\nfault-shape = ""\n',
+    )
+    (app / "pyproject.toml").write_text(pyproject)
+    shutil.copy(Path(__file__).parent / "flower_fault_app" / "faulty_client.py", app)
+    run_config = {
+        **RUN_PARAMS,
+        "clients-per-round": 4,
+        "common-expert": str(root / "common_expert.joblib"),
+        "model-path": str(root / "faulty.joblib"),
+        "min-nodes": 4,
+        "reply-timeout": 60.0,
+        "fault-nan": "1",
+        "fault-shape": "2",
+    }
+
+    def kill_after_first_round(line):
+        if "DDOME round 1:" in line and "supernode0" in federation.processes:
+            federation.kill("supernode0")
+
+    returncode, output = federation.run(app, run_config, on_line=kill_after_first_round)
+    model_path = root / "faulty.joblib"
+    assert returncode == 0 and model_path.exists(), (
+        f"flwr run exited with {returncode}\n{output[-4000:]}\n{federation.logs()}"
+    )
+    assert "supernode0" not in federation.processes, "the kill never happened"
+    model = joblib.load(model_path)
+    first = model.history_[0]
+    assert first["n_replies"] == 4
+    assert first["rejected"] == {1: "not finite", 2: "wrong shape"}
+    # the node that died is dropped from an exchange after the first round
+    assert any(0 in dropped for _, dropped in model.dropped_), model.dropped_
+    assert "client 0 dropped from" in output
+    assert np.all(np.isfinite(model.gate_.coef_))
+    for expert in model.experts_:
+        assert np.all(np.isfinite(expert.coef_))
+    assert model.predict(X[:20]).shape == (20,)
+
+
+def test_simulation_engine_runs_the_app_to_the_in_process_model(tmp_path):
+    """``flwr run`` of the same app on a SuperLink in simulation mode (Ray)."""
+    pytest.importorskip("flwr", reason="flwr is not installed (skmoe[federated])")
+    pytest.importorskip("ray", reason="Flower's simulation engine needs ray")
+    X, y, client_ids, common_expert, _ = _partitions(tmp_path)
+    for c in range(N_CLIENTS):
+        np.savez(tmp_path / f"part{c}.npz", X=X[client_ids == c], y=y[client_ids == c])
+    federation = Federation(tmp_path)
+    try:
+        federation.start_superlink(simulation=True)
+        returncode, output = federation.run(
+            flower_app_path(),
+            {
+                **RUN_PARAMS,
+                "partitions": str(tmp_path / "part{partition-id}.npz"),
+                "common-expert": str(tmp_path / "common_expert.joblib"),
+                "model-path": str(tmp_path / "model.joblib"),
+                "min-nodes": N_CLIENTS,
+            },
+            options=["--federation-config", f"num-supernodes={N_CLIENTS}"],
+        )
+    finally:
+        federation.stop()
+    assert returncode == 0 and (tmp_path / "model.joblib").exists(), (
+        f"flwr run exited with {returncode}\n{output[-4000:]}\n{federation.logs()}"
+    )
+    simulated = joblib.load(tmp_path / "model.joblib")
+    # the simulated nodes are named after their files: part0, part1, part2
+    in_process = DDOMEClassifier(
+        common_expert,
+        n_experts=3,
+        n_rounds=2,
+        clients_per_round=3,
+        local_epochs=1,
+        random_state=0,
+    ).fit(X, y, np.char.add("part", client_ids.astype(str)))
+    np.testing.assert_allclose(simulated.gate_.coef_, in_process.gate_.coef_)
+    for a, b in zip(simulated.experts_, in_process.experts_, strict=True):
+        np.testing.assert_allclose(a.coef_, b.coef_)
+    assert simulated.anchors_ == in_process.anchors_
