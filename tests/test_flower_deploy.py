@@ -130,6 +130,117 @@ def test_app_project_is_a_valid_flower_app():
     assert validate_config(config, check_module=True) == (True, [], [])
 
 
+# ------------------------------------------------- the server's side, on a fake grid
+class _Reply:
+    """What the server reads of a Flower reply."""
+
+    def __init__(self, node, answer):
+        from skmoe.federated._flower import encode
+
+        self.metadata = type("Metadata", (), {"src_node_id": node})()
+        self.error = type("Error", (), {"reason": answer})()
+        self.content = None if isinstance(answer, str) else encode(answer)
+
+    def has_error(self):
+        return self.content is None
+
+
+class _FakeGrid:
+    """Nodes with canned answers: a dict (a reply), a string (an error), None (mute)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+
+    def get_node_ids(self):
+        return list(self.answers)
+
+    def send_and_receive(self, messages, *, timeout=None):
+        for message in messages:
+            answer = self.answers[message.metadata.dst_node_id]
+            if answer is not None:
+                yield _Reply(message.metadata.dst_node_id, answer)
+
+
+@pytest.fixture
+def server_task(monkeypatch):
+    """Messages need a run; Flower sets it in a real ServerApp process."""
+    pytest.importorskip("flwr", reason="flwr is not installed (skmoe[federated])")
+    from flwr.supercore.task_identity import TaskIdentity
+
+    monkeypatch.setattr(TaskIdentity, "_run_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_node_id", 1)
+    monkeypatch.setattr(TaskIdentity, "_task_id", 1)
+
+
+def _description(name, labels, counts):
+    return {
+        "name": name,
+        "n_samples": int(np.sum(counts)),
+        "n_features": 4,
+        "n_embedding": 3,
+        "labels": np.asarray(labels),
+        "label_counts": np.asarray(counts, dtype=np.float64),
+        "embedding_sum": np.ones(3),
+        "embedding_sum_squares": np.ones(3),
+    }
+
+
+def test_server_orders_clients_by_name_and_says_what_it_dropped(server_task):
+    from skmoe.federated._flower_app import GridTransport, describe_clients
+
+    grid = _FakeGrid(
+        {
+            11: _description(2, [0, 5], [3, 1]),
+            12: _description(0, [1, 5], [2, 2]),
+            13: "ValueError: no partition",
+            14: None,
+        }
+    )
+    transport = GridTransport(grid, {}, timeout=1.0)
+    names, n_features, n_embedding, classes = describe_clients(
+        transport, [11, 12, 13, 14]
+    )
+    assert names == [0, 2] and (n_features, n_embedding) == (4, 3)
+    np.testing.assert_array_equal(classes, [0, 1, 5])
+    assert transport.node_of == {0: 12, 1: 11}
+    # label counts mapped onto the federation's classes
+    np.testing.assert_array_equal(transport.described[0]["label_counts"], [0, 2, 2])
+    np.testing.assert_array_equal(transport.described[1]["label_counts"], [3, 0, 1])
+
+    replies = transport.gate_scores({0: {}, 1: {}})
+    assert set(replies) == {0, 1}
+    grid.answers[11] = "RuntimeError: out of memory"
+    grid.answers[12] = None
+    assert transport.update({0: {}, 1: {}}) == {}
+    assert transport.dropped == [
+        (
+            "train",
+            {
+                0: "no reply within 1.0 s",
+                1: "error on the node: RuntimeError: out of memory",
+            },
+        )
+    ]
+
+
+def test_server_refuses_ambiguous_clients(server_task):
+    from skmoe.federated._flower_app import GridTransport, describe_clients
+
+    same_name = _FakeGrid(
+        {1: _description("a", [0], [1]), 2: _description("a", [1], [1])}
+    )
+    with pytest.raises(ValueError, match=r"Several SuperNodes call themselves \['a'\]"):
+        describe_clients(GridTransport(same_name, {}), [1, 2])
+    mixed_labels = _FakeGrid(
+        {1: _description("a", [0], [1]), 2: _description("b", ["cat"], [1])}
+    )
+    with pytest.raises(ValueError, match="labels are of different kinds"):
+        describe_clients(GridTransport(mixed_labels, {}), [1, 2])
+    silent = _FakeGrid({1: "ValueError: no partition"})
+    with pytest.raises(RuntimeError, match="No SuperNode described its data"):
+        describe_clients(GridTransport(silent, {}), [1])
+
+
 # ------------------------------------------------------------------ deployment
 def _free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
