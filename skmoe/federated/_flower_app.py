@@ -6,13 +6,15 @@ SuperNode is one data owner: it reads its own partition (``--node-config
 "partition='/path/part0.npz'"``), loads the frozen common expert from its own copy of
 the file, embeds its data itself, and answers the server with the client functions
 of :mod:`skmoe.federated._protocol`. The server never sees a sample: it learns each
-node's name, sizes and label set once, then runs :func:`run_ddome`, the loop of the
-in-process fit, through :class:`GridTransport`; with the same files and seed it fits
-the model that ``DDOMEClassifier.fit`` fits in one process, and saves it with joblib.
+node's name, sizes, label counts and embedding moments once, then runs
+:func:`run_ddome`, the loop of the in-process fit, through :class:`GridTransport`;
+with the same files and seed it fits the model that ``DDOMEClassifier.fit`` fits in
+one process, and saves it with joblib.
 
 This module imports ``flwr``; Flower imports it when it loads the app.
 """
 
+from logging import INFO, WARNING
 from pathlib import Path
 from time import monotonic, sleep
 
@@ -39,8 +41,6 @@ from skmoe.federated._protocol import (
     client_update,
 )
 from skmoe.federated._server import run_ddome
-
-INFO, WARNING = 20, 30
 
 server_app = ServerApp()
 client_app = ClientApp()
