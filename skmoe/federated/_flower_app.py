@@ -204,6 +204,7 @@ class GridTransport:
         self.shared = shared
         self.timeout = timeout
         self.node_of = {}
+        self.names = {}
         self.described = {}
         self.dropped = []
 
@@ -245,7 +246,7 @@ class GridTransport:
                 log(
                     WARNING,
                     "DDOME: client %s dropped from %s: %s",
-                    client,
+                    self.names.get(client, client),
                     message_type,
                     why,
                 )
@@ -318,6 +319,7 @@ def describe_clients(transport, nodes):
     classes = np.unique(np.concatenate(labels))
     order = sorted(replies, key=lambda node: _sort_key(replies[node]["name"]))
     transport.node_of = dict(enumerate(order))
+    transport.names = {c: replies[node]["name"] for c, node in enumerate(order)}
     for c, node in enumerate(order):
         reply = replies[node]
         label_counts = np.zeros(classes.shape[0])
