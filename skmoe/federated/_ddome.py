@@ -53,6 +53,24 @@ def embed(estimator, X, method):
     return embedding.reshape(embedding.shape[0], -1)
 
 
+def embedding_method(common_expert, embedding):
+    """The method of ``common_expert`` that embeds, as ``embedding`` asks."""
+    if embedding != "auto":
+        if not hasattr(common_expert, embedding):
+            raise ValueError(
+                f"The common expert has no {embedding!r} method "
+                f"(embedding={embedding!r})."
+            )
+        return embedding
+    for method in _EMBEDDING_METHODS:
+        if hasattr(common_expert, method):
+            return method
+    raise ValueError(
+        "The common expert has none of transform, decision_function and "
+        "predict_proba; it cannot embed the data."
+    )
+
+
 class DDOMEClassifier(
     ClientScoreMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator
 ):
@@ -249,23 +267,31 @@ default="auto"
         self.common_expert_ = self._fit_common_expert(X, self.classes_[y_encoded], rng)
         self.embedding_method_ = self._embedding_method()
         self.clients_, client_index = np.unique(client_ids, return_inverse=True)
-        if self.top_k > self.n_experts:
-            raise ValueError(
-                f"Expected top_k <= n_experts, got top_k={self.top_k} and "
-                f"n_experts={self.n_experts}."
-            )
         client_data = []
         for c in range(self.clients_.shape[0]):
             rows = np.flatnonzero(client_index == c)
             embedding = embed(self.common_expert_, X[rows], self.embedding_method_)
             client_data.append((X[rows], y_encoded[rows], embedding))
-        template = default_expert() if self.expert is None else clone(self.expert)
-        config = {
+        config = self._federation_config(X.shape[1], client_data[0][2].shape[1])
+        return config, client_data, rng
+
+    def _federation_config(self, n_features, n_embedding):
+        """The settings of :func:`run_ddome`, from the parameters and the data's sizes.
+
+        Needs ``classes_`` and ``clients_``; shared by the in-process run and the
+        deployed Flower app, whose server sees sizes but no data.
+        """
+        if self.top_k > self.n_experts:
+            raise ValueError(
+                f"Expected top_k <= n_experts, got top_k={self.top_k} and "
+                f"n_experts={self.n_experts}."
+            )
+        return {
             "n_clients": self.clients_.shape[0],
-            "n_features": X.shape[1],
-            "n_embedding": client_data[0][2].shape[1],
+            "n_features": n_features,
+            "n_embedding": n_embedding,
             "n_classes": self.classes_.shape[0],
-            "template": template,
+            "template": default_expert() if self.expert is None else clone(self.expert),
             "n_experts": self.n_experts,
             "top_k": self.top_k,
             "anchors": self._anchor_indices(),
@@ -277,7 +303,6 @@ default="auto"
             "gate_batch_size": self.gate_batch_size,
             "dropout_rate": self.dropout_rate,
         }
-        return config, client_data, rng
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, client_ids):
@@ -370,20 +395,7 @@ default="auto"
         return estimator.fit(X[rows], y[rows])
 
     def _embedding_method(self):
-        if self.embedding != "auto":
-            if not hasattr(self.common_expert_, self.embedding):
-                raise ValueError(
-                    f"The common expert has no {self.embedding!r} method "
-                    f"(embedding={self.embedding!r})."
-                )
-            return self.embedding
-        for method in _EMBEDDING_METHODS:
-            if hasattr(self.common_expert_, method):
-                return method
-        raise ValueError(
-            "The common expert has none of transform, decision_function and "
-            "predict_proba; it cannot embed the data."
-        )
+        return embedding_method(self.common_expert_, self.embedding)
 
     def _anchor_indices(self):
         if self.anchors == "auto":
