@@ -4,9 +4,7 @@
 (minibatch Adam) train the same estimator parameters behind one small interface; the
 adversaries of :mod:`skmoe.reweighting` are objects every solver calls the same way.
 
-The interface
--------------
-Every solver module defines two functions:
+**The interface.** Every solver module defines two functions:
 
 ``check(mixture) -> templates``
     Raise a ``ValueError`` naming the parameter and its value if the mixture's
@@ -33,9 +31,7 @@ The estimator (:class:`skmoe._base.BaseMixtureOfExperts`) keeps the parameters, 
 validation, the initialisation, the restarts (``n_init``), the routing and the
 prediction; ``mixture._solver_module()`` names the module that trains it.
 
-The adversaries
----------------
-:class:`~skmoe.reweighting.AdversarialReweighting` and
+**The adversaries.** :class:`~skmoe.reweighting.AdversarialReweighting` and
 :class:`~skmoe.reweighting.GroupDRO` share one method, ``step(losses,
 sample_weight, *, groups=None, relevant=None, random_state=None, state=None) ->
 (weights, state)``: the per-sample losses of the current model (see
@@ -48,6 +44,10 @@ state to hand to the next step.
 
 import numpy as np
 from scipy.special import logsumexp
+
+# The solvers are reached through the estimators' ``solver`` parameter; nothing here
+# is public API.
+__all__ = []
 
 # Thresholds of the filtered reweighting's routing-relevant samples (DESIGN.md).
 _REGRET_THRESHOLD = 1e-6
