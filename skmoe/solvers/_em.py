@@ -55,15 +55,19 @@ def check(mixture):
 def run(mixture, X, y, weights, templates, responsibilities, init_index, random_state):
     """Alternate M- and E-steps from ``responsibilities`` (None: current model).
 
-    With reweighting, the M-steps use ``fit_weights`` = the data weights tilted
-    by the adversarial weights of the previous E-step, once the warm-up is over.
+    With reweighting, after the warm-up, the M-steps use ``fit_weights``: the data
+    weights moved towards the adversary's weights by a slow step (see
+    :func:`_adversary_move`). The objective checked for convergence is the one the
+    M-step increases, the weighted mean log-likelihood under the current
+    ``fit_weights``; EM has converged when neither the M-step nor the adversary's
+    move changes it by ``tol`` or more.
     """
     reweighting = mixture._reweighting()
     n_warmup = 0 if reweighting is None else reweighting._n_warmup(mixture.max_iter)
     tilting = False
     fit_weights = weights
     adversary_state = None  # the adversary's running state (Group DRO's log pi)
-    n_tilts = 0  # tilts averaged so far (AdversarialReweighting(averaging=True))
+    n_tilts = 0  # adversary moves so far
     lower_bounds, effective_sizes = [], []
     converged = False
     if responsibilities is None:
@@ -89,11 +93,9 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
         previous = lower_bound
         if reweighting is not None:
             effective_sizes.append(effective_sample_size(fit_weights))
-            if not tilting and (settled or n_iter >= n_warmup):
-                # the warm-up ends: the tilted objective is a new one
-                tilting, settled, previous = True, False, -np.inf
+            tilting = tilting or settled or n_iter >= n_warmup
             if tilting:
-                tilt, adversary_state = _adversarial_weights(
+                target, adversary_state = _adversarial_weights(
                     mixture,
                     X,
                     log_gate,
@@ -104,15 +106,16 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
                     adversary_state,
                 )
                 n_tilts += 1
-                if (
-                    isinstance(reweighting, AdversarialReweighting)
-                    and reweighting.averaging
-                    and n_tilts > 1
-                ):
-                    # fictitious play: the mean of the tilts so far
-                    fit_weights = fit_weights + (tilt - fit_weights) / n_tilts
-                else:
-                    fit_weights = tilt
+                fit_weights = _adversary_move(
+                    reweighting, fit_weights, target, weights, n_tilts
+                )
+                # the objective at the new weights and the current model: the
+                # next M-step's gain is measured from here, and the adversary's
+                # own move must be small too (for eta -> 0 it vanishes, so EM
+                # stops where unweighted EM stops)
+                moved = _objective(mixture, log_joint, fit_weights)
+                settled = settled and abs(moved - lower_bound) < mixture.tol
+                previous = moved
         if settled:
             converged = True
             break
@@ -139,6 +142,48 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
         # the final update (the data's group shares if the tilt never started)
         state["group_weights_"] = _fitted_group_weights(mixture, expert_weights)
     return state
+
+
+def _objective(mixture, log_joint, weights):
+    """The E-step objective (``lower_bound``) of ``log_joint`` under ``weights``."""
+    if mixture.routing == "hard":
+        values = log_joint.max(axis=1)
+    else:
+        values = logsumexp(log_joint, axis=1)
+    return float(weights @ values / weights.sum())
+
+
+def _adversary_move(reweighting, fit_weights, target, weights, n_tilts):
+    """The weights of the next M-step, moved from ``fit_weights`` towards ``target``.
+
+    Refitting on the latest tilt is a best response to the current losses, which
+    oscillates (benchmarks/README_tilt_averaging.md). The adversary moves slowly
+    instead, by a mirror (exponentiated-gradient) step on the log-weights with the
+    decaying step ``s_t = 1 / t``:
+
+        log q_t = (1 - s_t) log q_{t-1} + s_t log q*(L_t)   (renormalised),
+
+    so that ``log q_t`` is the mean of the log-tilts so far; for the plain tilt
+    ``q* ∝ w exp(eta L)`` this is ``q_t ∝ w exp(eta mean_s L_s)``, the tilt of the
+    mean losses (follow the regularised leader). The first move (``s_1 = 1``) is the
+    first tilt. ``AdversarialReweighting(averaging=True)`` takes the arithmetic mean
+    of the tilts instead; Group DRO's adversary already moves by its own
+    exponentiated-gradient step (``step_size``) and is taken as it comes.
+    """
+    if not isinstance(reweighting, AdversarialReweighting) or n_tilts == 1:
+        return target
+    if reweighting.averaging:
+        # fictitious play: the mean of the tilts so far
+        return fit_weights + (target - fit_weights) / n_tilts
+    step = 1.0 / n_tilts
+    positive = weights > 0
+    log_moved = np.full(weights.shape[0], -np.inf)
+    log_moved[positive] = (1 - step) * np.log(fit_weights[positive]) + step * np.log(
+        target[positive]
+    )
+    largest = log_moved[positive].max()
+    moved = np.exp(log_moved - largest)
+    return weights.sum() * moved / moved.sum()
 
 
 def _adversarial_weights(
