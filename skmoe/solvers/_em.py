@@ -17,6 +17,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, GroupDRO, effective_sample_size
@@ -30,6 +31,9 @@ _MIN_RELATIVE_WEIGHT = 1e-8
 # huge eta would otherwise give most samples a weight of exactly zero, and experts
 # that lose every sample cannot be refitted.
 _MIN_ADVERSARIAL_WEIGHT = 1e-6
+# A decrease of the objective smaller than this (relative to its size, at least 1)
+# is rounding and the inexact inner fits (L-BFGS to its tolerance), not a failure.
+_DECREASE_NOISE = 1e-7
 
 
 def check(mixture):
@@ -57,10 +61,19 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
 
     With reweighting, after the warm-up, the M-steps use ``fit_weights``: the data
     weights moved towards the adversary's weights by a slow step (see
-    :func:`_adversary_move`). The objective checked for convergence is the one the
-    M-step increases, the weighted mean log-likelihood under the current
-    ``fit_weights``; EM has converged when neither the M-step nor the adversary's
-    move changes it by ``tol`` or more.
+    :func:`_adversary_move`).
+
+    The objective is the one the M-steps increase (:func:`_penalty`): the weighted
+    mean log-likelihood under the current ``fit_weights`` minus the L2 penalties
+    of the softmax gate and of logistic-regression experts (divided by the total
+    weight, as the likelihood is). EM has converged when an M-step increased it by
+    less than ``tol`` per unit of weight (the rule of sklearn's GaussianMixture, on
+    the penalised objective) and, with reweighting, the adversary's move changed it
+    by less than ``tol`` too. A decrease is never convergence: the plain
+    likelihood of a penalised fit can fall, then rise again, and a rule on
+    ``|change|`` stopped at the turn (flexmix's NPreg data, issue 14). An M-step
+    that decreases the objective beyond rounding is reported by a
+    ``ConvergenceWarning``.
     """
     reweighting = mixture._reweighting()
     n_warmup = 0 if reweighting is None else reweighting._n_warmup(mixture.max_iter)
@@ -74,6 +87,7 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
         log_joint = mixture._log_joint(X, y)
         responsibilities, _ = _e_step(mixture, log_joint, weights)
     previous = -np.inf
+    decreases = []  # (iteration, decrease) of M-steps that lowered the objective
     n_iter = 0
     for n_iter in range(1, mixture.max_iter + 1):
         tic = perf_counter()
@@ -83,13 +97,19 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
         log_likelihood = mixture._expert_log_likelihood(X, y)
         log_joint = log_gate + log_likelihood
         responsibilities, lower_bound = _e_step(mixture, log_joint, fit_weights)
+        lower_bound -= _penalty(mixture) / fit_weights.sum()
         lower_bounds.append(lower_bound)
         if mixture.verbose:
             print(
                 f"init {init_index} iteration {n_iter}: lower bound "
                 f"{lower_bound:.6f} ({perf_counter() - tic:.2f}s)"
             )
-        settled = abs(lower_bound - previous) < mixture.tol
+        change = lower_bound - previous
+        if change < -_DECREASE_NOISE * max(1.0, abs(lower_bound)):
+            decreases.append((n_iter, -change))
+        settled = abs(change) < mixture.tol and not (
+            decreases and decreases[-1][0] == n_iter
+        )
         previous = lower_bound
         if reweighting is not None:
             effective_sizes.append(effective_sample_size(fit_weights))
@@ -122,6 +142,19 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
     if mixture.verbose:
         status = "converged" if converged else "did not converge"
         print(f"init {init_index} {status} after {n_iter} iterations.")
+    if decreases:
+        worst = max(decrease for _, decrease in decreases)
+        warnings.warn(
+            f"{type(mixture).__name__}: an M-step decreased the objective EM "
+            f"maximises (lower_bounds_) at {len(decreases)} of {n_iter} iterations "
+            f"(first at iteration {decreases[0][0]}, by up to {worst:.3g} per unit "
+            "of weight). EM increases it when each M-step improves the experts' "
+            "and the gate's weighted fits; an expert fitted inexactly or not by "
+            "weighted likelihood, a reseeded empty expert, or a gate other than "
+            "SoftmaxGate can break that.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
     state = {
         "experts_": mixture.experts_,
         "gate_": mixture.gate_,
@@ -145,12 +178,40 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
 
 
 def _objective(mixture, log_joint, weights):
-    """The E-step objective (``lower_bound``) of ``log_joint`` under ``weights``."""
+    """The objective (``lower_bound``) of ``log_joint`` under ``weights``."""
     if mixture.routing == "hard":
         values = log_joint.max(axis=1)
     else:
         values = logsumexp(log_joint, axis=1)
-    return float(weights @ values / weights.sum())
+    return float((weights @ values - _penalty(mixture)) / weights.sum())
+
+
+def _penalty(mixture):
+    """The L2 penalties the M-step's fits add to their weighted sums of losses.
+
+    A :class:`~skmoe.gating.SoftmaxGate` adds ``||coef||^2 / (2 C)`` to its
+    weighted log loss, an L2-penalised ``LogisticRegression`` expert
+    ``||coef||^2 / (2 C)`` to its weighted log loss: EM with these M-steps is EM
+    for the penalised likelihood (a MAP estimate), which it increases while the
+    plain likelihood may fall. The penalties of other estimators are not known
+    here and count as zero (a ``Ridge`` expert's, for one, enters the Gaussian
+    likelihood through the noise scale, which the M-step fits without it).
+    """
+    total = 0.0
+    gate = mixture.gate_
+    if isinstance(gate, SoftmaxGate) and np.isfinite(gate.C):
+        total += 0.5 * float(np.sum(gate.coef_**2)) / gate.C
+    for expert in mixture.experts_:
+        if not isinstance(expert, LogisticRegression) or not hasattr(expert, "coef_"):
+            continue
+        params = expert.get_params()
+        if (
+            params["penalty"] in ("deprecated", "l2")
+            and params["l1_ratio"] in (None, 0, 0.0)
+            and np.isfinite(expert.C)
+        ):
+            total += 0.5 * float(np.sum(expert.coef_**2)) / expert.C
+    return total
 
 
 def _adversary_move(reweighting, fit_weights, target, weights, n_tilts):
