@@ -105,11 +105,10 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
                 f"{lower_bound:.6f} ({perf_counter() - tic:.2f}s)"
             )
         change = lower_bound - previous
-        if change < -_DECREASE_NOISE * max(1.0, abs(lower_bound)):
+        decreased = change < -_DECREASE_NOISE * max(1.0, abs(lower_bound))
+        if decreased:
             decreases.append((n_iter, -change))
-        settled = abs(change) < mixture.tol and not (
-            decreases and decreases[-1][0] == n_iter
-        )
+        settled = abs(change) < mixture.tol and not decreased
         previous = lower_bound
         if reweighting is not None:
             effective_sizes.append(effective_sample_size(fit_weights))
