@@ -138,8 +138,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         ``solver="gradient"``, of L-BFGS iterations (warm-up and tilted phase
         together), of which joint training usually needs several hundred.
     tol : float, default=1e-4
-        EM stops when the weighted mean log-likelihood (for hard EM, the
-        classification log-likelihood) changes by less than ``tol``. With
+        EM stops when an M-step increases its objective (``lower_bound_``, a mean
+        per unit of sample weight) by less than ``tol``, and, with
+        ``reweighting``, the adversary's move changes it by less than ``tol`` too;
+        a decrease is never taken for convergence (and an M-step that decreases it
+        beyond rounding raises a ``ConvergenceWarning``). With
         ``solver="gradient"``, L-BFGS stops when no component of the objective's
         gradient (the objective being a mean over samples) exceeds ``tol``.
     n_init : int, default=1
@@ -321,12 +324,17 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     converged_ : bool
         Whether the best initialisation converged.
     lower_bound_ : float
-        Weighted mean log-likelihood of the training data at the end of the best
-        initialisation (for hard routing, the classification log-likelihood). With
-        ``reweighting``, the weights are those of the last M-step, ``w q``: the
-        tilted objective that M-step increased, not the plain likelihood.
+        The objective EM increases, at the end of the best initialisation: the
+        weighted mean log-likelihood of the training data (for hard routing, the
+        classification log-likelihood) minus the L2 penalties of a ``SoftmaxGate``
+        and of L2-penalised ``LogisticRegression`` experts, ``||coef||^2 / (2 C)``
+        each, divided by the total weight (EM with penalised M-steps maximises the
+        penalised likelihood, while the plain one may fall). With ``reweighting``,
+        the weights are those of the last M-step, ``w q``: the tilted objective
+        that M-step increased. With ``solver="gradient"``, the weighted mean
+        log-likelihood without the penalties.
     lower_bounds_ : ndarray of shape (n_iter_,)
-        The likelihood after each iteration of the best initialisation (with
+        The objective after each iteration of the best initialisation (with
         ``solver="gradient"``, after each L-BFGS iteration, weighted as
         ``lower_bound_`` is by that iteration's weights; with ``solver="adam"``,
         minus the mean minibatch objective of each epoch, tilted after the

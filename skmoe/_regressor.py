@@ -64,7 +64,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     max_iter : int, default=100
         Maximum number of EM iterations per initialisation.
     tol : float, default=1e-4
-        EM stops when the weighted mean log-likelihood changes by less than ``tol``.
+        EM stops when an M-step increases its objective (``lower_bound_``) by less
+        than ``tol``, as in :class:`MixtureOfExpertsClassifier`; a decrease is
+        never taken for convergence.
     n_init : int, default=1
         Number of initialisations; the one with the best final likelihood is kept.
     init : {"kmeans", "pca", "random", "random_partition"} or array-like, \
@@ -152,11 +154,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     converged_ : bool
         Whether the best initialisation converged.
     lower_bound_ : float
-        Weighted mean log-likelihood of the training data (for hard routing, the
-        classification log-likelihood); with ``reweighting``, weighted by the
-        weights of the last M-step.
+        The objective EM increases: the weighted mean Gaussian log-likelihood of
+        the training data (for hard routing, the classification log-likelihood)
+        minus the L2 penalty of a ``SoftmaxGate`` gate, ``||coef||^2 / (2 C)``,
+        divided by the total weight; with ``reweighting``, weighted by the weights
+        of the last M-step. (A ``Ridge`` expert's penalty is not in it: the noise
+        scale is fitted without it.)
     lower_bounds_ : ndarray of shape (n_iter_,)
-        The likelihood after each iteration of the best initialisation.
+        The objective after each iteration of the best initialisation.
     adversarial_weights_ : ndarray of shape (n_samples,)
         The weights the final experts and gate were fitted with, normalised to sum
         one; only with ``reweighting``.

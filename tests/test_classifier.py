@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import linear_sum_assignment
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.datasets import load_digits, load_iris
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris
 from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import LogisticRegression
@@ -120,6 +120,40 @@ def test_soft_em_likelihood_increases_with_exact_m_steps(linear_mixture):
     assert np.all(np.diff(moe.lower_bounds_) >= -1e-7)
     assert moe.lower_bound_ == moe.lower_bounds_[-1]
     assert moe.n_iter_ == 15 and not moe.converged_
+
+
+def test_em_reports_the_objective_it_increases_and_converges_on_it():
+    """On breast cancer the lower bound (the plain likelihood) fell three
+    iterations in a row and EM said it had converged: with L2-penalised experts
+    and gate, EM increases the penalised likelihood, not the plain one. The
+    penalised objective is what lower_bounds_ now holds; it never falls."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    for routing in ("soft", "hard", "topk"):
+        moe = MixtureOfExpertsClassifier(
+            n_experts=3, routing=routing, random_state=0
+        ).fit(X, y)
+        assert moe.converged_
+        assert np.all(np.diff(moe.lower_bounds_) >= -1e-7)
+
+
+class _UnweightedLogistic(LogisticRegression):
+    """A logistic regression that drops its sample weights: not a weighted M-step."""
+
+    def fit(self, X, y, sample_weight=None):
+        return super().fit(X, y)
+
+
+def test_a_decreasing_objective_warns_and_is_not_convergence(iris):
+    X, y = iris
+    with pytest.warns(ConvergenceWarning, match="decreased the objective"):
+        moe = MixtureOfExpertsClassifier(
+            _UnweightedLogistic(), n_experts=3, random_state=0
+        ).fit(X, y)
+    steps = np.diff(moe.lower_bounds_)
+    assert steps.min() < -1e-3  # the M-steps do lower it
+    if moe.converged_:
+        assert steps[-1] >= -1e-7  # never "converged" on a decrease
 
 
 def test_convergence_attributes_and_warning(iris):

@@ -4,43 +4,39 @@
 (minibatch Adam) train the same estimator parameters behind one small interface; the
 adversaries of :mod:`skmoe.reweighting` are objects every solver calls the same way.
 
-The interface
--------------
-Every solver module defines two functions:
+**The interface.** Every solver module defines two functions:
 
 ``check(mixture) -> templates``
     Raise a ``ValueError`` naming the parameter and its value if the mixture's
     parameters do not fit this solver; return the expert templates (unfitted
     estimators, one per expert). Called by ``fit`` before any training.
 
-``run(mixture, X, y, weights, templates, responsibilities, init_index,
-random_state) -> state``
-    Train one initialisation. ``X`` and the encoded ``y`` are validated, ``weights``
-    are the data's sample weights (ones without ``sample_weight``), ``templates``
-    the seeded expert templates, ``responsibilities`` the initial (n, K)
-    responsibilities or None to continue from the fitted model (``warm_start``);
-    ``mixture.gate_`` holds a fresh (or, warm, the fitted) gate. The returned dict
-    holds the fitted attributes the estimator sets from the best initialisation:
-    ``experts_``, ``gate_``, ``n_iter_``, ``converged_``, ``lower_bound_`` (the
-    objective the solver maximises, compared across initialisations),
-    ``lower_bounds_``, ``_expert_weights`` ((n, K) weights each final expert was
-    fitted with, for the cross-fitted calibration), what
-    ``mixture._extra_state()`` returns, and with reweighting
-    ``adversarial_weights_`` and ``effective_sample_sizes_`` (and Group DRO's
-    ``group_weights_``).
+``run(mixture, X, y, weights, templates, ...) -> state``
+    Train one initialisation; the arguments are ``mixture, X, y, weights,
+    templates, responsibilities, init_index, random_state``. ``X`` and the
+    encoded ``y`` are validated, ``weights`` are the data's sample weights (ones
+    without ``sample_weight``), ``templates`` the seeded expert templates,
+    ``responsibilities`` the initial (n, K) responsibilities or None to continue
+    from the fitted model (``warm_start``); ``mixture.gate_`` holds a fresh (or,
+    warm, the fitted) gate. The returned dict holds the fitted attributes the
+    estimator sets from the best initialisation: ``experts_``, ``gate_``,
+    ``n_iter_``, ``converged_``, ``lower_bound_`` (the objective the solver
+    maximises, compared across initialisations), ``lower_bounds_``,
+    ``_expert_weights`` ((n, K) weights each final expert was fitted with, for the
+    cross-fitted calibration), what ``mixture._extra_state()`` returns, and with
+    reweighting ``adversarial_weights_`` and ``effective_sample_sizes_`` (and
+    Group DRO's ``group_weights_``).
 
-The estimator (:class:`skmoe._base.BaseMixtureOfExperts`) keeps the parameters, the
+The estimator (``skmoe._base.BaseMixtureOfExperts``) keeps the parameters, the
 validation, the initialisation, the restarts (``n_init``), the routing and the
 prediction; ``mixture._solver_module()`` names the module that trains it.
 
-The adversaries
----------------
-:class:`~skmoe.reweighting.AdversarialReweighting` and
+**The adversaries.** :class:`~skmoe.reweighting.AdversarialReweighting` and
 :class:`~skmoe.reweighting.GroupDRO` share one method, ``step(losses,
 sample_weight, *, groups=None, relevant=None, random_state=None, state=None) ->
 (weights, state)``: the per-sample losses of the current model (see
-:func:`sample_losses`), the data weights, Group DRO's encoded groups, the
-routing-relevant mask of the filtered variant (see :func:`routing_relevant`), a
+``sample_losses`` here), the data weights, Group DRO's encoded groups, the
+routing-relevant mask of the filtered variant (see ``routing_relevant`` here), a
 random generator for minibatch partitions, and the adversary's running state from
 its previous step (None at the first); it returns weights summing to one and the
 state to hand to the next step.
@@ -49,7 +45,8 @@ state to hand to the next step.
 import numpy as np
 from scipy.special import logsumexp
 
-# The solvers are internal: the estimators' ``solver`` parameter selects them.
+# The solvers are reached through the estimators' ``solver`` parameter; nothing here
+# is public API.
 __all__ = []
 
 # Thresholds of the filtered reweighting's routing-relevant samples (DESIGN.md).

@@ -17,6 +17,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
 
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, GroupDRO, effective_sample_size
@@ -30,6 +31,9 @@ _MIN_RELATIVE_WEIGHT = 1e-8
 # huge eta would otherwise give most samples a weight of exactly zero, and experts
 # that lose every sample cannot be refitted.
 _MIN_ADVERSARIAL_WEIGHT = 1e-6
+# A decrease of the objective smaller than this (relative to its size, at least 1)
+# is rounding and the inexact inner fits (L-BFGS to its tolerance), not a failure.
+_DECREASE_NOISE = 1e-7
 
 
 def check(mixture):
@@ -55,21 +59,35 @@ def check(mixture):
 def run(mixture, X, y, weights, templates, responsibilities, init_index, random_state):
     """Alternate M- and E-steps from ``responsibilities`` (None: current model).
 
-    With reweighting, the M-steps use ``fit_weights`` = the data weights tilted
-    by the adversarial weights of the previous E-step, once the warm-up is over.
+    With reweighting, after the warm-up, the M-steps use ``fit_weights``: the data
+    weights moved towards the adversary's weights by a slow step (see
+    :func:`_adversary_move`).
+
+    The objective is the one the M-steps increase (:func:`_penalty`): the weighted
+    mean log-likelihood under the current ``fit_weights`` minus the L2 penalties
+    of the softmax gate and of logistic-regression experts (divided by the total
+    weight, as the likelihood is). EM has converged when an M-step increased it by
+    less than ``tol`` per unit of weight (the rule of sklearn's GaussianMixture, on
+    the penalised objective) and, with reweighting, the adversary's move changed it
+    by less than ``tol`` too. A decrease is never convergence: the plain
+    likelihood of a penalised fit can fall, then rise again, and a rule on
+    ``|change|`` stopped at the turn (flexmix's NPreg data, issue 14). An M-step
+    that decreases the objective beyond rounding is reported by a
+    ``ConvergenceWarning``.
     """
     reweighting = mixture._reweighting()
     n_warmup = 0 if reweighting is None else reweighting._n_warmup(mixture.max_iter)
     tilting = False
     fit_weights = weights
     adversary_state = None  # the adversary's running state (Group DRO's log pi)
-    n_tilts = 0  # tilts averaged so far (AdversarialReweighting(averaging=True))
+    n_tilts = 0  # adversary moves so far
     lower_bounds, effective_sizes = [], []
     converged = False
     if responsibilities is None:
         log_joint = mixture._log_joint(X, y)
         responsibilities, _ = _e_step(mixture, log_joint, weights)
     previous = -np.inf
+    decreases = []  # (iteration, decrease) of M-steps that lowered the objective
     n_iter = 0
     for n_iter in range(1, mixture.max_iter + 1):
         tic = perf_counter()
@@ -79,21 +97,24 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
         log_likelihood = mixture._expert_log_likelihood(X, y)
         log_joint = log_gate + log_likelihood
         responsibilities, lower_bound = _e_step(mixture, log_joint, fit_weights)
+        lower_bound -= _penalty(mixture) / fit_weights.sum()
         lower_bounds.append(lower_bound)
         if mixture.verbose:
             print(
                 f"init {init_index} iteration {n_iter}: lower bound "
                 f"{lower_bound:.6f} ({perf_counter() - tic:.2f}s)"
             )
-        settled = abs(lower_bound - previous) < mixture.tol
+        change = lower_bound - previous
+        decreased = change < -_DECREASE_NOISE * max(1.0, abs(lower_bound))
+        if decreased:
+            decreases.append((n_iter, -change))
+        settled = abs(change) < mixture.tol and not decreased
         previous = lower_bound
         if reweighting is not None:
             effective_sizes.append(effective_sample_size(fit_weights))
-            if not tilting and (settled or n_iter >= n_warmup):
-                # the warm-up ends: the tilted objective is a new one
-                tilting, settled, previous = True, False, -np.inf
+            tilting = tilting or settled or n_iter >= n_warmup
             if tilting:
-                tilt, adversary_state = _adversarial_weights(
+                target, adversary_state = _adversarial_weights(
                     mixture,
                     X,
                     log_gate,
@@ -104,21 +125,35 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
                     adversary_state,
                 )
                 n_tilts += 1
-                if (
-                    isinstance(reweighting, AdversarialReweighting)
-                    and reweighting.averaging
-                    and n_tilts > 1
-                ):
-                    # fictitious play: the mean of the tilts so far
-                    fit_weights = fit_weights + (tilt - fit_weights) / n_tilts
-                else:
-                    fit_weights = tilt
+                fit_weights = _adversary_move(
+                    reweighting, fit_weights, target, weights, n_tilts
+                )
+                # the objective at the new weights and the current model: the
+                # next M-step's gain is measured from here, and the adversary's
+                # own move must be small too (for eta -> 0 it vanishes, so EM
+                # stops where unweighted EM stops)
+                moved = _objective(mixture, log_joint, fit_weights)
+                settled = settled and abs(moved - lower_bound) < mixture.tol
+                previous = moved
         if settled:
             converged = True
             break
     if mixture.verbose:
         status = "converged" if converged else "did not converge"
         print(f"init {init_index} {status} after {n_iter} iterations.")
+    if decreases:
+        worst = max(decrease for _, decrease in decreases)
+        warnings.warn(
+            f"{type(mixture).__name__}: an M-step decreased the objective EM "
+            f"maximises (lower_bounds_) at {len(decreases)} of {n_iter} iterations "
+            f"(first at iteration {decreases[0][0]}, by up to {worst:.3g} per unit "
+            "of weight). EM increases it when each M-step improves the experts' "
+            "and the gate's weighted fits; an expert fitted inexactly or not by "
+            "weighted likelihood, a reseeded empty expert, or a gate other than "
+            "SoftmaxGate can break that.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
     state = {
         "experts_": mixture.experts_,
         "gate_": mixture.gate_,
@@ -139,6 +174,76 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
         # the final update (the data's group shares if the tilt never started)
         state["group_weights_"] = _fitted_group_weights(mixture, expert_weights)
     return state
+
+
+def _objective(mixture, log_joint, weights):
+    """The objective (``lower_bound``) of ``log_joint`` under ``weights``."""
+    if mixture.routing == "hard":
+        values = log_joint.max(axis=1)
+    else:
+        values = logsumexp(log_joint, axis=1)
+    return float((weights @ values - _penalty(mixture)) / weights.sum())
+
+
+def _penalty(mixture):
+    """The L2 penalties the M-step's fits add to their weighted sums of losses.
+
+    A :class:`~skmoe.gating.SoftmaxGate` adds ``||coef||^2 / (2 C)`` to its
+    weighted log loss, an L2-penalised ``LogisticRegression`` expert
+    ``||coef||^2 / (2 C)`` to its weighted log loss: EM with these M-steps is EM
+    for the penalised likelihood (a MAP estimate), which it increases while the
+    plain likelihood may fall. The penalties of other estimators are not known
+    here and count as zero (a ``Ridge`` expert's, for one, enters the Gaussian
+    likelihood through the noise scale, which the M-step fits without it).
+    """
+    total = 0.0
+    gate = mixture.gate_
+    if isinstance(gate, SoftmaxGate) and np.isfinite(gate.C):
+        total += 0.5 * float(np.sum(gate.coef_**2)) / gate.C
+    for expert in mixture.experts_:
+        if not isinstance(expert, LogisticRegression) or not hasattr(expert, "coef_"):
+            continue
+        params = expert.get_params()
+        if (
+            params["penalty"] in ("deprecated", "l2")
+            and params["l1_ratio"] in (None, 0, 0.0)
+            and np.isfinite(expert.C)
+        ):
+            total += 0.5 * float(np.sum(expert.coef_**2)) / expert.C
+    return total
+
+
+def _adversary_move(reweighting, fit_weights, target, weights, n_tilts):
+    """The weights of the next M-step, moved from ``fit_weights`` towards ``target``.
+
+    Refitting on the latest tilt is a best response to the current losses, which
+    oscillates (benchmarks/README_tilt_averaging.md). The adversary moves slowly
+    instead, by a mirror (exponentiated-gradient) step on the log-weights with the
+    decaying step ``s_t = 1 / t``:
+
+        log q_t = (1 - s_t) log q_{t-1} + s_t log q*(L_t)   (renormalised),
+
+    so that ``log q_t`` is the mean of the log-tilts so far; for the plain tilt
+    ``q* ∝ w exp(eta L)`` this is ``q_t ∝ w exp(eta mean_s L_s)``, the tilt of the
+    mean losses (follow the regularised leader). The first move (``s_1 = 1``) is the
+    first tilt. ``AdversarialReweighting(averaging=True)`` takes the arithmetic mean
+    of the tilts instead; Group DRO's adversary already moves by its own
+    exponentiated-gradient step (``step_size``) and is taken as it comes.
+    """
+    if not isinstance(reweighting, AdversarialReweighting) or n_tilts == 1:
+        return target
+    if reweighting.averaging:
+        # fictitious play: the mean of the tilts so far
+        return fit_weights + (target - fit_weights) / n_tilts
+    step = 1.0 / n_tilts
+    positive = weights > 0
+    log_moved = np.full(weights.shape[0], -np.inf)
+    log_moved[positive] = (1 - step) * np.log(fit_weights[positive]) + step * np.log(
+        target[positive]
+    )
+    largest = log_moved[positive].max()
+    moved = np.exp(log_moved - largest)
+    return weights.sum() * moved / moved.sum()
 
 
 def _adversarial_weights(
