@@ -109,11 +109,6 @@ def test_bic_and_icl_recover_the_number_of_experts(n_experts):
 
 
 @pytest.mark.skipif(not NPREG.is_dir(), reason="../shared/reference/flexmix absent")
-@pytest.mark.xfail(
-    strict=True,
-    reason="EM stops early on NPreg (log-likelihood -3.62 per row against flexmix's "
-    "-3.51, issue 14 item 6), so k=3 buys back what k=2 left on the table",
-)
 def test_bic_picks_two_experts_on_npreg_as_flexmix_does():
     data = np.genfromtxt(NPREG / "npreg.csv", delimiter=",", names=True)
     X, y = data["x"][:, None], data["yn"]
