@@ -10,10 +10,10 @@ difference in accuracy to the plain mixture of the same solver and to the defaul
 mixture (EM, no reweighting), per seed and at worst, with fit times. The report is
 generated (``--output``), never edited by hand.
 
-Configurations (``CONFIGURATIONS``): EM and ``solver="adam"`` without reweighting; EM
-with ``reweighting="adversarial"``; adam with ``AdversarialReweighting()`` at its
-defaults (Danskin's gradient, ``min_ess=0.5``), with the class-conditional tilt, and
-with the paper's form (through the weights, no bound).
+Configurations (``CONFIGURATIONS``): EM and ``solver="adam"`` without reweighting;
+each with ``AdversarialReweighting`` (Danskin's gradient, ``min_ess=0.5``) with and
+without the class-conditional tilt; adam with the paper's form (through the weights,
+no bound, not class-conditional).
 
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/reweighting_default.py
 """
@@ -44,11 +44,20 @@ BASELINE = "EM, no reweighting"
 # name -> (solver parameters, reweighting factory or None, plain counterpart)
 CONFIGURATIONS = {
     BASELINE: ({}, None, BASELINE),
-    "EM + adversarial": ({}, lambda: "adversarial", BASELINE),
+    "EM + adversarial": (
+        {},
+        lambda: AdversarialReweighting(class_conditional=False),
+        BASELINE,
+    ),
+    "EM + adversarial, class-conditional": (
+        {},
+        lambda: AdversarialReweighting(class_conditional=True),
+        BASELINE,
+    ),
     "adam, no reweighting": ({"solver": "adam"}, None, "adam, no reweighting"),
-    "adam + adversarial (defaults)": (
+    "adam + adversarial": (
         {"solver": "adam"},
-        lambda: AdversarialReweighting(),
+        lambda: AdversarialReweighting(class_conditional=False),
         "adam, no reweighting",
     ),
     "adam + adversarial, class-conditional": (
@@ -58,7 +67,9 @@ CONFIGURATIONS = {
     ),
     "adam + adversarial, paper's form": (
         {"solver": "adam"},
-        lambda: AdversarialReweighting(gradient="through_weights", min_ess=None),
+        lambda: AdversarialReweighting(
+            gradient="through_weights", min_ess=None, class_conditional=False
+        ),
         "adam, no reweighting",
     ),
 }
@@ -97,12 +108,20 @@ def run(datasets, names, seeds, log):
                         labels=np.arange(proba.shape[1]),
                     )
                     rows.append(
-                        dict(dataset=dataset, task=task["name"], seed=seed,
-                             method=name, accuracy=accuracy, ece=float(ece),
-                             seconds=seconds)
+                        dict(
+                            dataset=dataset,
+                            task=task["name"],
+                            seed=seed,
+                            method=name,
+                            accuracy=accuracy,
+                            ece=float(ece),
+                            seconds=seconds,
+                        )
                     )
-                    log(f"{task['name']:<28} seed {seed} {name:<40} "
-                        f"acc {accuracy:.3f} ECE {ece:.3f} {seconds:.1f}s")
+                    log(
+                        f"{task['name']:<28} seed {seed} {name:<40} "
+                        f"acc {accuracy:.3f} ECE {ece:.3f} {seconds:.1f}s"
+                    )
     return rows
 
 
@@ -193,19 +212,35 @@ def report(rows, datasets, names, seeds, elapsed, load_before):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--datasets", nargs="+", default=list(DATASETS),
-                        choices=list(DATASETS))
-    parser.add_argument("--configurations", nargs="+", default=list(CONFIGURATIONS),
-                        choices=list(CONFIGURATIONS))
-    parser.add_argument("--output", type=Path,
-                        default=HERE / "README_reweighting_default.md")
+    parser.add_argument(
+        "--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS)
+    )
+    parser.add_argument(
+        "--configurations",
+        nargs="+",
+        default=list(CONFIGURATIONS),
+        choices=list(CONFIGURATIONS),
+    )
+    parser.add_argument(
+        "--output", type=Path, default=HERE / "README_reweighting_default.md"
+    )
     args = parser.parse_args()
     load_before = " / ".join(f"{v:.1f}" for v in os.getloadavg())
     started = time.perf_counter()
-    rows = run(args.datasets, args.configurations, args.seeds,
-               lambda message: print(message, flush=True))
-    text = report(rows, args.datasets, args.configurations, args.seeds,
-                  time.perf_counter() - started, load_before)
+    rows = run(
+        args.datasets,
+        args.configurations,
+        args.seeds,
+        lambda message: print(message, flush=True),
+    )
+    text = report(
+        rows,
+        args.datasets,
+        args.configurations,
+        args.seeds,
+        time.perf_counter() - started,
+        load_before,
+    )
     args.output.write_text(text)
     print(text)
 

@@ -20,7 +20,6 @@ from skmoe.calibration import ProbabilityCalibrator
 from skmoe.solvers import _em, _gradient, _stochastic
 from skmoe.solvers._stochastic import (
     STOCHASTIC_PARAMETER_CONSTRAINTS,
-    check_class_conditional,
     check_stochastic_solver,
     forget_adam_fit,
     partial_fit_stochastic,
@@ -548,7 +547,6 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         self._validate_params()
         self._solver_module().check(self)  # before the data: parameter errors first
         if self.solver != "adam":
-            check_class_conditional(self)
             forget_adam_fit(self)
         self._raise_for_fit_params(fit_params)
         with explained_input_errors(self):

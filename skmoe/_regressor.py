@@ -18,7 +18,6 @@ from skmoe._validation import explained_input_errors
 from skmoe.solvers import _em, _stochastic
 from skmoe.solvers._stochastic import (
     STOCHASTIC_PARAMETER_CONSTRAINTS,
-    check_class_conditional,
     check_stochastic_solver,
     forget_adam_fit,
     partial_fit_stochastic,
@@ -103,7 +102,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``"group_dro"`` (:class:`~skmoe.reweighting.GroupDRO`) weighs the
         ``groups`` given to :meth:`fit` instead of single samples. With
         ``solver="adam"`` the tilt is inside each minibatch, as for the
-        classifier; ``class_conditional=True`` is refused (there are no classes).
+        classifier; ``class_conditional`` is ignored (there are no classes: the
+        tilt is normalised over each batch).
     solver : {"em", "adam"}, default="em"
         ``"em"``: EM as above. ``"adam"``: the softmax gate and linear-Gaussian
         experts ``N(coef_k . x + intercept_k, sigma_k^2)`` (and, with
@@ -300,7 +300,6 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if self.solver == "adam":
             check_stochastic_solver(self, regression=True)
         else:
-            check_class_conditional(self)
             forget_adam_fit(self)
         self._raise_for_fit_params(fit_params)
         with explained_input_errors(self):

@@ -6,11 +6,12 @@ import warnings
 import numpy as np
 import pytest
 from _mixtures import sample_linear_mixture
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from numpy.testing import assert_allclose
 from sklearn.base import clone
+from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import InvalidParameterError
 
@@ -432,3 +433,69 @@ def test_eta_and_averaging_are_tunable_by_grid_search():
     chosen = search.best_estimator_.reweighting
     assert chosen.eta == search.best_params_["reweighting__eta"]
     assert chosen.averaging == search.best_params_["reweighting__averaging"]
+
+
+@settings(max_examples=40)
+@given(
+    n_samples=st.integers(2, 60),
+    batch_size=st.sampled_from([None, 7, 16]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_class_conditional_tilt_keeps_each_class_share_of_each_batch(
+    n_samples, batch_size, seed
+):
+    """The class-conditional tilt (ours) moves weight only within a class of a
+    batch: every (batch, class) keeps its data share, whatever the losses."""
+    rng = np.random.default_rng(seed)
+    losses = rng.exponential(size=n_samples) * rng.choice([0.1, 10.0])
+    classes = rng.integers(0, 3, size=n_samples)
+    weights = rng.uniform(0.1, 2.0, size=n_samples)
+    tilt = AdversarialReweighting(
+        eta=5.0, batch_size=batch_size, min_ess=None, class_conditional=True
+    )
+    plan = tilt._plan(losses, weights, None, np.random.RandomState(seed), classes)
+    q = plan.weights(losses)
+    assert_allclose(q.sum(), 1.0)
+    # each segment is one class of one batch, and carries that subset's data share
+    for start, end in zip(
+        plan.starts, [*plan.starts[1:], plan.order.size], strict=True
+    ):
+        members = plan.order[start:end]
+        assert np.unique(classes[members]).size == 1
+        assert_allclose(q[members].sum(), weights[members].sum() / weights.sum())
+    # so the class shares are those of the data
+    assert_allclose(
+        np.bincount(classes, weights=q, minlength=3),
+        np.bincount(classes, weights=weights, minlength=3) / weights.sum(),
+    )
+
+
+@pytest.mark.parametrize("solver", ["em", "gradient", "adam"])
+def test_class_conditional_tilt_keeps_the_label_proportions_in_every_solver(solver):
+    """On imbalanced data the plain tilt up-weights the rare class; the
+    class-conditional tilt keeps its share of the weights at the data's."""
+    X, y = make_classification(
+        n_samples=1500, n_features=6, weights=[0.85], flip_y=0.05, random_state=0
+    )
+    shares = {}
+    for conditional in (False, True):
+        model = MixtureOfExpertsClassifier(
+            n_experts=2,
+            solver=solver,
+            max_iter=20 if solver != "gradient" else 200,
+            random_state=0,
+            reweighting=AdversarialReweighting(
+                eta=2.0, class_conditional=conditional, warmup=0.3
+            ),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(X, y)
+        if solver == "adam":
+            proba = model.predict_proba(X)[:, 1].mean()
+            shares[conditional] = proba
+        else:
+            shares[conditional] = model.adversarial_weights_[y == 1].sum()
+    base_rate = y.mean()
+    assert shares[False] > base_rate + 0.02
+    assert abs(shares[True] - base_rate) < 0.02

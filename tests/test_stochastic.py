@@ -447,13 +447,7 @@ def test_clear_errors_of_parameters_and_extensions(data):
         _adam(learning_rate="adaptive").fit(X, y)
     with pytest.raises(ValueError, match="batch_size"):
         _adam(batch_size=0).fit(X, y)
-    conditional = AdversarialReweighting(class_conditional=True)
-    with pytest.raises(ValueError, match="solver='adam' only"):
-        MixtureOfExpertsClassifier(reweighting=conditional).fit(X, y)
     Xr, yr = _regression_data()
-    for solver in ("adam", "em"):
-        with pytest.raises(ValueError, match="needs class labels"):
-            _adam_regressor(reweighting=conditional, solver=solver).fit(Xr, yr)
     with pytest.raises(ValueError, match="Ridge or a LinearRegression"):
         _adam_regressor(expert=DecisionTreeRegressor()).fit(Xr, yr)
     with pytest.raises(ValueError, match="expert_calibration"):

@@ -211,9 +211,10 @@ class AdversarialReweighting(BaseEstimator):
         change the label proportions (tilting the log loss otherwise up-weights the
         rare class, which over-predicts it where the rare class gets rarer, as under
         label shift). The ``min_ess`` bound and the filtered variant then apply
-        within each class. Used by ``solver="adam"`` of
-        :class:`~skmoe.MixtureOfExpertsClassifier`; the other solvers and the
-        regressor refuse it.
+        within each class. Every solver of
+        :class:`~skmoe.MixtureOfExpertsClassifier` applies it (EM and
+        ``solver="gradient"`` within the batches of ``batch_size``, ``solver="adam"``
+        within its minibatches); the regressor, which has no classes, ignores it.
 
     See Also
     --------
@@ -276,7 +277,13 @@ class AdversarialReweighting(BaseEstimator):
         self.class_conditional = class_conditional
 
     def compute_weights(
-        self, losses, sample_weight=None, *, relevant=None, random_state=None
+        self,
+        losses,
+        sample_weight=None,
+        *,
+        relevant=None,
+        random_state=None,
+        classes=None,
     ):
         """Adversarial weights of the samples, normalised to sum one.
 
@@ -292,6 +299,10 @@ class AdversarialReweighting(BaseEstimator):
             samples). Ignored otherwise.
         random_state : int, RandomState instance or None, default=None
             Draws the minibatch partition.
+        classes : array-like of shape (n_samples,), default=None
+            The class of each sample: with ``class_conditional=True`` the tilt is
+            normalised within each class of a batch; without classes (a
+            regression), over the batch.
 
         Returns
         -------
@@ -302,7 +313,7 @@ class AdversarialReweighting(BaseEstimator):
         losses = np.asarray(losses, dtype=np.float64)
         if losses.ndim != 1 or not np.all(np.isfinite(losses)):
             raise ValueError("losses must be a 1-D array of finite numbers.")
-        plan = self._plan(losses, sample_weight, relevant, random_state)
+        plan = self._plan(losses, sample_weight, relevant, random_state, classes)
         weights = plan.weights(losses)
         return weights / weights.sum()
 
@@ -315,6 +326,7 @@ class AdversarialReweighting(BaseEstimator):
         relevant=None,
         random_state=None,
         state=None,
+        classes=None,
     ):
         """One move of the adversary: the weights for the current losses.
 
@@ -335,6 +347,10 @@ class AdversarialReweighting(BaseEstimator):
             Draws the minibatch partition.
         state : None
             The running state of the previous step; the tilt keeps none.
+        classes : array-like of shape (n_samples,), default=None
+            The class of each sample: with ``class_conditional=True`` the tilt is
+            normalised within each class of a batch; without classes (a
+            regression), over the batch.
 
         Returns
         -------
@@ -344,11 +360,15 @@ class AdversarialReweighting(BaseEstimator):
             The state to pass to the next step.
         """
         weights = self.compute_weights(
-            losses, sample_weight, relevant=relevant, random_state=random_state
+            losses,
+            sample_weight,
+            relevant=relevant,
+            random_state=random_state,
+            classes=classes,
         )
         return weights, None
 
-    def _plan(self, losses, sample_weight, relevant, random_state):
+    def _plan(self, losses, sample_weight, relevant, random_state, classes=None):
         """Fix the partition, the relevant sets and each batch's ``eta'``.
 
         ``eta'`` is found from ``losses``; the returned :class:`_TiltPlan` then gives
@@ -378,6 +398,15 @@ class AdversarialReweighting(BaseEstimator):
         else:
             n_batches = -(-n_samples // self.batch_size)
             batches = np.array_split(random_state.permutation(n_samples), n_batches)
+        if self.class_conditional and classes is not None:
+            classes = np.asarray(classes)
+            # each class of a batch is tilted apart and keeps its share of the
+            # batch's weight: the adversary cannot move weight between classes
+            batches = [
+                batch[classes[batch] == label]
+                for batch in batches
+                for label in np.unique(classes[batch])
+            ]
         # the tilted share of a batch with relevant samples; the rest of its weight
         # stays on the data weights
         tilted_share = self.filter_strength / (1 + self.filter_strength)

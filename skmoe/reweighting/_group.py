@@ -158,6 +158,7 @@ class GroupDRO(BaseEstimator):
         relevant=None,
         random_state=None,
         state=None,
+        classes=None,
     ):
         """One move of the adversary: the weights for the current losses.
 
@@ -175,6 +176,8 @@ class GroupDRO(BaseEstimator):
             Group label of each sample (required).
         relevant : None
             Ignored: Group DRO moves weight between groups only.
+        classes : None
+            Ignored, as ``relevant``.
         random_state : None
             Ignored: the step is deterministic.
         state : ndarray of shape (n_groups,), default=None

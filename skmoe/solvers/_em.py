@@ -16,6 +16,7 @@ from time import perf_counter
 import numpy as np
 from joblib import Parallel, delayed
 from scipy.special import logsumexp
+from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
@@ -117,6 +118,7 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
                 target, adversary_state = _adversarial_weights(
                     mixture,
                     X,
+                    y,
                     log_gate,
                     log_likelihood,
                     weights,
@@ -249,6 +251,7 @@ def _adversary_move(reweighting, fit_weights, target, weights, n_tilts):
 def _adversarial_weights(
     mixture,
     X,
+    y,
     log_gate,
     log_likelihood,
     weights,
@@ -269,6 +272,7 @@ def _adversarial_weights(
         relevant=relevant,
         random_state=random_state,
         state=adversary_state,
+        classes=y if is_classifier(mixture) else None,
     )
     if isinstance(reweighting, AdversarialReweighting):
         positive = weights > 0

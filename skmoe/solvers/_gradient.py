@@ -347,7 +347,9 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
                     mixture._log_gate(X),
                     mixture._expert_log_likelihood(X, y),
                 )
-            objective.plan = reweighting._plan(losses, weights, relevant, random_state)
+            objective.plan = reweighting._plan(
+                losses, weights, relevant, random_state, classes=y
+            )  # the gradient solver trains classifiers only
             objective.gradient = reweighting.gradient
             theta, round_iter, converged = descend(theta, mixture.max_iter - n_iter)
             n_iter += round_iter

@@ -102,30 +102,6 @@ def forget_adam_fit(mixture):
             delattr(mixture, name)
 
 
-def check_class_conditional(mixture):
-    """Refuse ``AdversarialReweighting(class_conditional=True)`` where it cannot
-    apply: in the regressor (no classes) and outside ``solver="adam"``, the only
-    solver that normalises the tilt within classes."""
-    reweighting = mixture.reweighting
-    if not (
-        isinstance(reweighting, AdversarialReweighting)
-        and reweighting.class_conditional
-    ):
-        return
-    if is_regressor(mixture):
-        raise ValueError(
-            "AdversarialReweighting(class_conditional=True) normalises the tilt within "
-            "each class and needs class labels; MixtureOfExpertsRegressor has none. "
-            "Use class_conditional=False."
-        )
-    if mixture.solver != "adam":
-        raise ValueError(
-            "AdversarialReweighting(class_conditional=True) is implemented by "
-            f"solver='adam' only; got solver={mixture.solver!r}. Use solver='adam' "
-            "or class_conditional=False."
-        )
-
-
 def check_stochastic_solver(mixture, regression):
     """Raise a clear error if ``mixture``'s parameters do not fit ``solver="adam"``."""
     if mixture.routing != "soft":
@@ -150,7 +126,6 @@ def check_stochastic_solver(mixture, regression):
             "'adversarial_filtered' or an AdversarialReweighting instance; got "
             f"reweighting={reweighting!r}. Use solver='em' for it."
         )
-    check_class_conditional(mixture)
     if isinstance(reweighting, AdversarialReweighting):
         reweighting._validate_params()
     templates = mixture._expert_templates()
@@ -431,8 +406,9 @@ class _Trainer:
         )
         reweighting = mixture._reweighting()
         self.reweighting = reweighting
+        # the regressor has no classes: its tilt is over the whole minibatch
         self.class_conditional = bool(
-            reweighting is not None and reweighting.class_conditional
+            not regression and reweighting is not None and reweighting.class_conditional
         )
         if self.class_conditional:
             self.groups, self.n_groups = self.y_class, n_outputs
@@ -443,9 +419,7 @@ class _Trainer:
         """One epoch over ``rows`` (already shuffled); returns its mean objective."""
         reweighting = self.reweighting
         if tilting:
-            mode = (
-                DANSKIN if reweighting.gradient == "danskin" else THROUGH_WEIGHTS
-            )
+            mode = DANSKIN if reweighting.gradient == "danskin" else THROUGH_WEIGHTS
             eta = float(reweighting.eta)
             min_ess = -1.0 if reweighting.min_ess is None else reweighting.min_ess
             filtered, strength = reweighting.filtered, reweighting.filter_strength
