@@ -148,7 +148,8 @@ ADAM = {"solver": "adam", "batch_size": BATCH_SIZE, "max_iter": N_EPOCHS,
         "learning_rate_init": LEARNING_RATE}
 HIDDEN = {"hidden_layer_sizes": (32,)}
 # the paper's tilt: eta 2, minibatches of 128, warm-up 20 of 50 epochs, no bound
-TILT = {"eta": 2.0, "batch_size": 128, "warmup": 0.4, "min_ess": None}
+TILT = {"eta": 2.0, "batch_size": 128, "warmup": 0.4, "min_ess": None,
+        "class_conditional": False}
 # how the gradient and adam solvers differentiate it: as the authors' code does
 TILT_GRADIENT = {"gradient": "through_weights"}
 TILT_ADAM = {"gradient": "through_weights", "class_conditional": False}
