@@ -624,9 +624,12 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
                 f"y holds labels not in classes={self.classes_!r}: "
                 f"{np.unique(y[unknown])!r}."
             )
-        return partial_fit_stochastic(
+        partial_fit_stochastic(
             self, X, encoded, sample_weight, first_call, regression=False
         )
+        # soft routing: an expert lacking a class gives it no mass of its own
+        self.unseen_class_proba_ = np.zeros((len(self.experts_), len(self.classes_)))
+        return self
 
     def _after_em(self, X, y, weights, templates, expert_weights, random_state):
         n_classes = self.classes_.shape[0]

@@ -409,7 +409,7 @@ def test_each_gradient_mode_minimises_its_own_objective(linear_mixture):
         values = {}
         for name, model in fits.items():
             losses = -np.log(model.predict_proba(X)[np.arange(len(y)), y])
-            plan = reweighting._plan(losses, None, None, 0)
+            plan = reweighting._plan(losses, None, None, 0, classes=y)
             values[name] = plan.objective(losses, gradient)[0]
         best = min(values, key=values.get)
         assert best == gradient, values

@@ -195,7 +195,10 @@ def test_default_safeguard_keeps_linear_experts_from_flipping(imbalanced):
     params = dict(n_experts=2, max_iter=30, random_state=0)
     plain = MixtureOfExpertsClassifier(**params).fit(X, y)
     naive = MixtureOfExpertsClassifier(
-        **params, reweighting=AdversarialReweighting(2.0, batch_size=None, min_ess=None)
+        **params,
+        reweighting=AdversarialReweighting(
+            2.0, batch_size=None, min_ess=None, class_conditional=False
+        ),
     ).fit(X, y)
     safe = MixtureOfExpertsClassifier(**params, reweighting="adversarial").fit(X, y)
     assert naive.effective_sample_sizes_.min() < 0.05 * X.shape[0]
