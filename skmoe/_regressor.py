@@ -13,7 +13,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skmoe._base import BaseMixtureOfExperts
+from skmoe._base import SPARSE_FORMATS, BaseMixtureOfExperts
 from skmoe._validation import explained_input_errors
 from skmoe.solvers import _em, _stochastic
 from skmoe.solvers._stochastic import (
@@ -300,8 +300,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._raise_for_fit_params(fit_params)
         with explained_input_errors(self):
             X, y = validate_data(
-                self, X, y, dtype=[np.float64, np.float32], y_numeric=True
+                self,
+                X,
+                y,
+                dtype=[np.float64, np.float32],
+                y_numeric=True,
+                accept_sparse=SPARSE_FORMATS,
             )
+        X = self._check_sparse_solver(X)
         y = np.asarray(y, dtype=np.float64)
         return self._fit(X, y, sample_weight, fit_params, groups)
 
@@ -349,7 +355,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             reset=first_call,
             dtype=[np.float64, np.float32],
             y_numeric=True,
+            accept_sparse=SPARSE_FORMATS,
         )
+        X = self._check_sparse_solver(X)
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         y = np.asarray(y, dtype=np.float64)
