@@ -848,7 +848,13 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         )
         expert_tags = [get_tags(estimator) for estimator in templates]
         tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = getattr(self, "solver", "em") in _SPARSE_SOLVERS
+        # sparse X reaches the gate and every expert as it is
+        gate_sparse = self.gate is None or get_tags(self.gate).input_tags.sparse
+        tags.input_tags.sparse = (
+            getattr(self, "solver", "em") in _SPARSE_SOLVERS
+            and gate_sparse
+            and all(t.input_tags.sparse for t in expert_tags)
+        )
         tags.input_tags.pairwise = False
         tags.non_deterministic = any(t.non_deterministic for t in expert_tags)
         return tags
