@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
+from skmoe.model_selection import AdversarialValidationSplit, CovariateShiftSplit
 
 # the short EM runs below stop at max_iter on purpose
 pytestmark = pytest.mark.filterwarnings(
@@ -186,3 +187,34 @@ def test_dense_only_solvers_refuse_sparse_with_a_remedy(estimator):
     estimator.fit(X, y)
     with pytest.raises(TypeError, match=r"takes dense X only"):
         estimator.predict(sp.csr_matrix(X))
+
+
+@pytest.mark.parametrize("direction", ["pca", "random", "vector"])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_covariate_shift_split_on_sparse_equals_dense(direction, fmt):
+    X, y, _ = _sparse_problem(n_samples=120)
+    X[:, 3] *= 5.0  # unequal scales: the standardisation matters
+    if direction == "vector":
+        direction = np.linspace(-1.0, 1.0, X.shape[1])
+    cv = CovariateShiftSplit(n_splits=4, direction=direction, random_state=0)
+    X_sparse = sp.csr_matrix(X).asformat(fmt)
+    assert_allclose(cv.direction_scores(X_sparse), cv.direction_scores(X), atol=1e-10)
+    for (train_s, test_s), (train_d, test_d) in zip(
+        cv.split(X_sparse, y), cv.split(X, y), strict=True
+    ):
+        assert np.array_equal(test_s, test_d) and np.array_equal(train_s, train_d)
+
+
+def test_adversarial_validation_split_on_sparse():
+    X = sp.random(200, 30, density=0.1, random_state=0, format="csr")
+    X_target = sp.random(100, 30, density=0.1, random_state=1, format="csr")
+    X_target.data += 3.0  # the target's non-zeros are larger
+    X_target_dense = X_target.toarray()
+    cv = AdversarialValidationSplit(X_target, test_size=0.1, random_state=0)
+    propensity = cv.target_propensity(X)
+    # rows with larger entries look like the target
+    assert np.corrcoef(propensity, X.max(axis=1).toarray().ravel())[0, 1] > 0.3
+    (train, test), = cv.split(X)
+    assert test.size == 20 and np.intersect1d(train, test).size == 0
+    mixed = AdversarialValidationSplit(X_target_dense, test_size=0.1, random_state=0)
+    assert mixed.target_propensity(X).shape == (200,)
