@@ -218,3 +218,39 @@ def test_adversarial_validation_split_on_sparse():
     assert test.size == 20 and np.intersect1d(train, test).size == 0
     mixed = AdversarialValidationSplit(X_target_dense, test_size=0.1, random_state=0)
     assert mixed.target_propensity(X).shape == (200,)
+
+
+def test_scorers_and_reliability_display_take_sparse_x():
+    from sklearn.model_selection import cross_validate
+
+    from skmoe.metrics import get_scorer, neg_expected_calibration_error_scorer
+
+    X, y, _ = _sparse_problem(n_samples=200, seed=2)
+    X_sparse = sp.csr_matrix(X)
+    mixture = MixtureOfExpertsClassifier(n_experts=2, max_iter=5, random_state=0)
+    fitted = mixture.fit(X_sparse, y)
+    expected = neg_expected_calibration_error_scorer(fitted, X, y)
+    assert neg_expected_calibration_error_scorer(fitted, X_sparse, y) == expected
+    assert np.isfinite(get_scorer("neg_log_loss")(fitted, X_sparse, y))
+    scores = cross_validate(
+        mixture,
+        X_sparse,
+        y,
+        cv=CovariateShiftSplit(n_splits=3, random_state=0),
+        scoring={"ece": neg_expected_calibration_error_scorer},
+        error_score="raise",
+    )
+    assert np.all(np.isfinite(scores["test_ece"]))
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from skmoe.inspection import ReliabilityDisplay
+
+    display = ReliabilityDisplay.from_estimator(fitted, X_sparse, y, per_expert=True)
+    dense = ReliabilityDisplay.from_estimator(fitted, X, y, per_expert=True)
+    assert len(display.curves) == len(dense.curves) == 3  # the mixture, each expert
+    for curve, reference in zip(display.curves, dense.curves, strict=True):
+        assert_allclose(curve.prob_true, reference.prob_true)
+        assert_allclose(curve.prob_pred, reference.prob_pred, atol=1e-12)
+    plt.close("all")
