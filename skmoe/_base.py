@@ -59,7 +59,7 @@ _DEFAULT_GATE_MAX_ITER = 20
 # rows (the routed views, the cross-fitting folds).
 SPARSE_FORMATS = ["csr", "csc"]
 # Solvers that take sparse X (see _check_sparse_solver)
-_SPARSE_SOLVERS = ("em",)
+_SPARSE_SOLVERS = ("em", "gradient")
 
 
 def _accepts_sample_weight(estimator):
@@ -665,9 +665,9 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
     def _check_sparse_solver(self, X):
         """``X`` row-sliceable (CSC as CSR); a clear error for a dense-only solver.
 
-        ``solver="gradient"`` and ``solver="adam"`` run numba kernels over dense
-        rows (one pass over the whole data per gradient, or a whole epoch of
-        minibatches), so they refuse sparse ``X`` rather than densify it.
+        ``solver="gradient"`` densifies one block of rows at a time for its
+        kernels; ``solver="adam"`` runs a whole epoch of minibatches in one numba
+        kernel over dense rows, so it refuses sparse ``X`` rather than densify it.
         """
         if not sp.issparse(X):
             return X
