@@ -14,10 +14,12 @@ from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state, get_tags
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -52,6 +54,12 @@ _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 _INITIAL_SOFTENING = 0.1
 # L-BFGS iterations of the default gate in one M-step (see _new_gate)
 _DEFAULT_GATE_MAX_ITER = 20
+# Sparse formats the mixtures take (with solver="em"); any other sparse format is
+# converted to CSR by validate_data, and CSC to CSR once in fit, since EM selects
+# rows (the routed views, the cross-fitting folds).
+SPARSE_FORMATS = ["csr", "csc"]
+# Solvers that take sparse X (see _check_sparse_solver)
+_SPARSE_SOLVERS = ("em", "gradient")
 
 
 def _accepts_sample_weight(estimator):
@@ -65,7 +73,10 @@ def _accepts_sample_weight(estimator):
 
 def _hidden_features(X, coef, intercept, activation):
     """The features ``act(X @ coef + intercept)`` of a hidden layer (solver="adam")."""
-    pre = np.asarray(X, dtype=np.float64) @ coef + intercept
+    if sp.issparse(X):
+        pre = np.asarray(X @ coef, dtype=np.float64) + intercept
+    else:
+        pre = np.asarray(X, dtype=np.float64) @ coef + intercept
     return np.maximum(pre, 0.0) if activation == "relu" else np.tanh(pre)
 
 
@@ -117,15 +128,25 @@ def _principal_slabs(X, weights, n_slabs):
     principal component.
 
     Rows with the same projection always share a slab, so integer weights give the
-    same slabs as repeated rows.
+    same slabs as repeated rows. Sparse ``X`` is not centred (that would densify
+    it): its scatter is ``X^T W X - w mean mean^T``, of shape (d, d).
     """
-    mean = np.average(X, axis=0, weights=weights)
-    centered = X - mean
-    scatter = (centered * weights[:, None]).T @ centered
+    if sp.issparse(X):
+        mean = np.asarray(X.T @ weights).ravel() / weights.sum()
+        weighted = sp.csr_matrix(X.multiply(weights[:, None]))
+        scatter = (X.T @ weighted).toarray() - weights.sum() * np.outer(mean, mean)
+    else:
+        mean = np.average(X, axis=0, weights=weights)
+        centered = X - mean
+        scatter = (centered * weights[:, None]).T @ centered
     _, vectors = np.linalg.eigh(scatter)
     direction = vectors[:, -1]
     direction = direction * np.sign(direction[np.argmax(np.abs(direction))])
-    values, inverse = np.unique(centered @ direction, return_inverse=True)
+    if sp.issparse(X):
+        projection = np.asarray(X @ direction).ravel() - mean @ direction
+    else:
+        projection = centered @ direction
+    values, inverse = np.unique(projection, return_inverse=True)
     value_weights = np.bincount(inverse, weights=weights, minlength=values.shape[0])
     midpoints = np.cumsum(value_weights) - value_weights / 2
     slabs = np.minimum(
@@ -491,7 +512,11 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             if np.count_nonzero(weights) >= n_experts
             else random_state.choice(n_samples, size=n_experts, replace=False)
         )
-        distances = ((X[:, None, :] - X[None, centres, :]) ** 2).sum(axis=2)
+        if sp.issparse(X):
+            # ||x||^2 - 2 x.c + ||c||^2: no (n, K, d) difference array
+            distances = euclidean_distances(X, X[centres], squared=True)
+        else:
+            distances = ((X[:, None, :] - X[None, centres, :]) ** 2).sum(axis=2)
         labels = np.argmin(distances, axis=1)
         labels[centres] = np.arange(n_experts)
         return labels
@@ -633,9 +658,27 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         with explained_input_errors(self):
             X = validate_data(
                 self, X, reset=False, dtype=[np.float64, np.float32],
-                ensure_all_finite=True,
+                ensure_all_finite=True, accept_sparse=SPARSE_FORMATS,
             )
-        return self._features(X)
+        return self._features(self._check_sparse_solver(X))
+
+    def _check_sparse_solver(self, X):
+        """``X`` row-sliceable (CSC as CSR); a clear error for a dense-only solver.
+
+        ``solver="gradient"`` densifies one block of rows at a time for its
+        kernels; ``solver="adam"`` runs a whole epoch of minibatches in one numba
+        kernel over dense rows, so it refuses sparse ``X`` rather than densify it.
+        """
+        if not sp.issparse(X):
+            return X
+        solver = getattr(self, "solver", "em")
+        if solver not in _SPARSE_SOLVERS:
+            raise TypeError(
+                f"{type(self).__name__} with solver={solver!r} takes dense X only, "
+                "and got a sparse matrix. Use solver='em' (the default), which takes "
+                "sparse X (CSR or CSC) end to end, or densify X if it fits in memory."
+            )
+        return X.tocsr() if X.format != "csr" else X
 
     def _features(self, X):
         """The inputs of the gate and the experts: ``X`` itself, or the features
@@ -655,7 +698,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -723,7 +766,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
 
         Returns
@@ -739,7 +782,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
 
         Returns
@@ -759,7 +802,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
 
         Returns
@@ -805,7 +848,13 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         )
         expert_tags = [get_tags(estimator) for estimator in templates]
         tags.input_tags.allow_nan = False
-        tags.input_tags.sparse = False
+        # sparse X reaches the gate and every expert as it is
+        gate_sparse = self.gate is None or get_tags(self.gate).input_tags.sparse
+        tags.input_tags.sparse = (
+            getattr(self, "solver", "em") in _SPARSE_SOLVERS
+            and gate_sparse
+            and all(t.input_tags.sparse for t in expert_tags)
+        )
         tags.input_tags.pairwise = False
         tags.non_deterministic = any(t.non_deterministic for t in expert_tags)
         return tags

@@ -14,7 +14,7 @@ from sklearn.utils.multiclass import (
 )
 from sklearn.utils.validation import validate_data
 
-from skmoe._base import _LOG_TINY, BaseMixtureOfExperts
+from skmoe._base import _LOG_TINY, SPARSE_FORMATS, BaseMixtureOfExperts
 from skmoe._validation import explained_input_errors
 from skmoe.calibration import ProbabilityCalibrator
 from skmoe.solvers import _em, _gradient, _stochastic
@@ -521,7 +521,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,)
             Class labels.
@@ -550,7 +550,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             forget_adam_fit(self)
         self._raise_for_fit_params(fit_params)
         with explained_input_errors(self):
-            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+            X, y = validate_data(
+                self, X, y, dtype=[np.float64, np.float32],
+                accept_sparse=SPARSE_FORMATS,
+            )
+        X = self._check_sparse_solver(X)
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
         if self.classes_.shape[0] < 2:
@@ -583,7 +587,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            A chunk of training data.
+            A chunk of training data (dense: ``partial_fit`` is ``solver="adam"``'s).
         y : array-like of shape (n_samples,)
             Its class labels.
         classes : array-like of shape (n_classes,), default=None
@@ -607,8 +611,14 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         check_stochastic_solver(self, regression=False)
         first_call = _check_partial_fit_first_call(self, classes)
         X, y = validate_data(
-            self, X, y, reset=first_call, dtype=[np.float64, np.float32]
+            self,
+            X,
+            y,
+            reset=first_call,
+            dtype=[np.float64, np.float32],
+            accept_sparse=SPARSE_FORMATS,
         )
+        X = self._check_sparse_solver(X)
         check_classification_targets(y)
         if self.classes_.shape[0] < 2:
             raise ValueError(
@@ -746,7 +756,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -762,7 +772,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -780,7 +790,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -794,7 +804,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------

@@ -13,7 +13,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skmoe._base import BaseMixtureOfExperts
+from skmoe._base import SPARSE_FORMATS, BaseMixtureOfExperts
 from skmoe._validation import explained_input_errors
 from skmoe.solvers import _em, _stochastic
 from skmoe.solvers._stochastic import (
@@ -273,7 +273,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Training data.
         y : array-like of shape (n_samples,)
             Numeric targets.
@@ -304,8 +304,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._raise_for_fit_params(fit_params)
         with explained_input_errors(self):
             X, y = validate_data(
-                self, X, y, dtype=[np.float64, np.float32], y_numeric=True
+                self,
+                X,
+                y,
+                dtype=[np.float64, np.float32],
+                y_numeric=True,
+                accept_sparse=SPARSE_FORMATS,
             )
+        X = self._check_sparse_solver(X)
         y = np.asarray(y, dtype=np.float64)
         return self._fit(X, y, sample_weight, fit_params, groups)
 
@@ -332,7 +338,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            A chunk of training data.
+            A chunk of training data (dense: ``partial_fit`` is ``solver="adam"``'s).
         y : array-like of shape (n_samples,)
             Its numeric targets.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -353,7 +359,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             reset=first_call,
             dtype=[np.float64, np.float32],
             y_numeric=True,
+            accept_sparse=SPARSE_FORMATS,
         )
+        X = self._check_sparse_solver(X)
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         y = np.asarray(y, dtype=np.float64)
@@ -396,7 +404,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -410,7 +418,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         return_std : bool, default=False
             Also return the standard deviation of the predictive distribution
             ``p(y | x) = sum_k w_k(x) N(y; f_k(x), sigma_k^2)``, with ``w`` the
@@ -467,7 +475,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,)
             Targets.
 
@@ -502,7 +510,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         quantiles : float or array-like of shape (n_quantiles,), \
                 default=(0.05, 0.5, 0.95)
             Probability levels, each in ``(0, 1)``.

@@ -32,9 +32,9 @@ def explained_input_errors(estimator):
                 f"{message}. {name} takes numeric features: encode the categorical "
                 "columns first, e.g. in a pipeline with a ColumnTransformer, "
                 "make_pipeline(make_column_transformer((OneHotEncoder("
-                "handle_unknown='ignore', sparse_output=False), categorical_columns), "
-                "remainder='passthrough'), mixture) (dense output: the mixture "
-                "takes dense X)."
+                "handle_unknown='ignore'), categorical_columns), "
+                "remainder='passthrough'), mixture) (its sparse output is taken "
+                "as it is with solver='em')."
             ) from error
         if message.startswith("Input X contains NaN"):
             experts = (

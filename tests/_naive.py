@@ -5,11 +5,17 @@ Written for clarity, not speed: the whole score matrix is formed at once.
 """
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.special import log_softmax, logsumexp
 
 
+def _dense(X):
+    """The references densify sparse input: clarity over memory."""
+    return X.toarray() if sp.issparse(X) else X
+
+
 def softmax_loss_grad(X, targets, sample_weight, coef, intercept):
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(_dense(X), dtype=np.float64)
     scores = X @ coef.T + intercept
     log_proba = log_softmax(scores, axis=1)
     loss = -np.sum(sample_weight[:, None] * targets * log_proba)
@@ -20,7 +26,7 @@ def softmax_loss_grad(X, targets, sample_weight, coef, intercept):
 
 
 def softmax_hessp(X, targets, sample_weight, coef, intercept, vec_coef, vec_intercept):
-    X = np.asarray(X, dtype=np.float64)
+    X = np.asarray(_dense(X), dtype=np.float64)
     proba = np.exp(log_softmax(X @ coef.T + intercept, axis=1))
     direction = X @ vec_coef.T + vec_intercept
     projected = (proba * direction).sum(axis=1, keepdims=True)

@@ -625,7 +625,7 @@ def test_errors_for_nan_and_strings_say_what_to_do():
 
     encoded = make_pipeline(
         make_column_transformer(
-            (OneHotEncoder(handle_unknown="ignore", sparse_output=False), ["color"]),
+            (OneHotEncoder(handle_unknown="ignore"), ["color"]),
             remainder="passthrough",
         ),
         MixtureOfExpertsClassifier(random_state=0),

@@ -3,6 +3,7 @@
 import _naive
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
@@ -11,7 +12,15 @@ from sklearn.datasets import load_iris, load_wine
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from skmoe._kernels.gating import softmax_hessp, softmax_log_proba, softmax_loss_grad
+from skmoe._kernels import gating as gating_kernels
+from skmoe._kernels.gating import (
+    blocked_softmax_hessp,
+    blocked_softmax_log_proba,
+    blocked_softmax_loss_grad,
+    softmax_hessp,
+    softmax_log_proba,
+    softmax_loss_grad,
+)
 from skmoe.gating import SoftmaxGate
 
 
@@ -205,3 +214,83 @@ def test_soft_targets_validation():
         SoftmaxGate().fit(X, np.array([[1.0, -0.5], [0.5, 0.5], [0.2, 0.8]]))
     with pytest.raises(ValueError, match="one class"):
         SoftmaxGate().fit(X, [1, 1, 1])
+
+
+def _sparse_problem(n_samples, n_features, n_experts, seed, dtype, fmt):
+    X, targets, sample_weight, coef, intercept = _problem(
+        n_samples, n_features, n_experts, seed, dtype
+    )
+    X[np.random.default_rng(seed).uniform(size=X.shape) < 0.7] = 0.0
+    X[3] = 0.0  # an empty row
+    return sp.csr_matrix(X).asformat(fmt), targets, sample_weight, coef, intercept
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_blocked_kernels_match_numpy_on_sparse_input(dtype, fmt, monkeypatch):
+    # several blocks, the last one partial
+    monkeypatch.setattr(gating_kernels, "BLOCK_ROWS", 64)
+    X, targets, sample_weight, coef, intercept = _sparse_problem(
+        200, 6, 4, 3, dtype, fmt
+    )
+    expected = _naive.softmax_loss_grad(X, targets, sample_weight, coef, intercept)
+    grad_coef, grad_intercept = np.empty_like(coef), np.empty_like(intercept)
+    loss = blocked_softmax_loss_grad(
+        X, targets, sample_weight, coef, intercept, grad_coef, grad_intercept
+    )
+    for value, reference in zip(
+        (loss, grad_coef, grad_intercept), expected, strict=True
+    ):
+        assert_allclose(value, reference, rtol=1e-10, atol=1e-10)
+    rng = np.random.default_rng(4)
+    vec_coef, vec_intercept = rng.normal(size=coef.shape), rng.normal(size=4)
+    out_coef, out_intercept = np.empty_like(coef), np.empty(4)
+    blocked_softmax_hessp(
+        X,
+        targets,
+        sample_weight,
+        coef,
+        intercept,
+        vec_coef,
+        vec_intercept,
+        out_coef,
+        out_intercept,
+    )
+    ref_coef, ref_intercept = _naive.softmax_hessp(
+        X, targets, sample_weight, coef, intercept, vec_coef, vec_intercept
+    )
+    assert_allclose(out_coef, ref_coef, rtol=1e-10, atol=1e-10)
+    assert_allclose(out_intercept, ref_intercept, rtol=1e-10, atol=1e-10)
+    log_proba = blocked_softmax_log_proba(X, coef, intercept, np.empty((200, 4)))
+    dense = X.toarray().astype(np.float64)
+    assert_allclose(
+        log_proba,
+        softmax_log_proba(dense, coef, intercept, np.empty((200, 4))),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+@pytest.mark.parametrize("solver", ["lbfgs", "newton-cg"])
+def test_sparse_fit_equals_dense_fit(fmt, solver):
+    rng = np.random.default_rng(0)
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X[rng.uniform(size=X.shape) < 0.5] = 0.0
+    targets = softmax(X @ rng.normal(size=(3, X.shape[1])).T, axis=1)
+    X_sparse = sp.csr_matrix(X).asformat(fmt)
+    for fit_targets in (y, targets):
+        dense = SoftmaxGate(solver=solver, tol=1e-10, max_iter=1000).fit(
+            X, fit_targets
+        )
+        sparse = SoftmaxGate(solver=solver, tol=1e-10, max_iter=1000).fit(
+            X_sparse, fit_targets
+        )
+        assert_allclose(sparse.coef_, dense.coef_, atol=1e-6)
+        assert_allclose(
+            sparse.predict_proba(X_sparse), dense.predict_proba(X), atol=1e-7
+        )
+        assert_allclose(
+            sparse.decision_function(X_sparse), dense.decision_function(X), atol=1e-6
+        )

@@ -3,6 +3,7 @@
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -15,7 +16,23 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from skmoe._kernels.gating import softmax_hessp, softmax_log_proba, softmax_loss_grad
+from skmoe._kernels.gating import (
+    blocked_softmax_hessp,
+    blocked_softmax_log_proba,
+    blocked_softmax_loss_grad,
+    softmax_hessp,
+    softmax_log_proba,
+    softmax_loss_grad,
+)
+
+# Sparse formats the gate takes; CSC is converted to CSR once (a sparse copy), since
+# the blocked kernels slice rows.
+_SPARSE_FORMATS = ["csr", "csc"]
+
+
+def _row_sliceable(X):
+    """``X`` itself when dense or CSR; a CSR copy of any other sparse matrix."""
+    return X.tocsr() if sp.issparse(X) and X.format != "csr" else X
 
 
 class SoftmaxGate(ClassifierMixin, BaseEstimator):
@@ -34,7 +51,8 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
     :class:`~sklearn.linear_model.LogisticRegression` with the same ``C``. Loss,
     gradient and Hessian-vector products are numba kernels that make one pass over the
     data without forming the ``(n_samples, n_classes)`` score matrix; the optimiser is
-    L-BFGS or Newton-CG from :func:`scipy.optimize.minimize`.
+    L-BFGS or Newton-CG from :func:`scipy.optimize.minimize`. Sparse ``X`` (CSR or
+    CSC) is never densified: its rows are scored in blocks by sparse matrix products.
 
     Parameters
     ----------
@@ -107,7 +125,7 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
         y : array-like of shape (n_samples,) or (n_samples, n_classes)
             Class labels, or a matrix of non-negative soft targets (one column per
             class, usually rows summing to one).
@@ -125,6 +143,7 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
                 X,
                 y,
                 dtype=[np.float64, np.float32],
+                accept_sparse=_SPARSE_FORMATS,
                 multi_output=True,
                 y_numeric=True,
             )
@@ -136,7 +155,13 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
                 )
             self.classes_ = np.arange(targets.shape[1])
         else:
-            X, y = validate_data(self, X, y, dtype=[np.float64, np.float32])
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                dtype=[np.float64, np.float32],
+                accept_sparse=_SPARSE_FORMATS,
+            )
             y = column_or_1d(y, warn=True)
             check_classification_targets(y)
             self.classes_, encoded = np.unique(y, return_inverse=True)
@@ -202,15 +227,25 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
         log_proba : ndarray of shape (n_samples, n_classes)
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=[np.float64, np.float32],
+            accept_sparse=_SPARSE_FORMATS,
+        )
         out = np.empty((X.shape[0], self.coef_.shape[0]))
+        if sp.issparse(X):
+            return blocked_softmax_log_proba(
+                _row_sliceable(X), self.coef_, self.intercept_, out
+            )
         return softmax_log_proba(X, self.coef_, self.intercept_, out)
 
     def predict_proba(self, X):
@@ -218,7 +253,7 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -231,7 +266,7 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -240,8 +275,14 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
             as for every binary classifier of scikit-learn.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        scores = X @ self.coef_.T + self.intercept_
+        X = validate_data(
+            self,
+            X,
+            reset=False,
+            dtype=[np.float64, np.float32],
+            accept_sparse=_SPARSE_FORMATS,
+        )
+        scores = np.asarray(X @ self.coef_.T) + self.intercept_
         if scores.shape[1] == 2:
             return scores[:, 1] - scores[:, 0]
         return scores
@@ -251,7 +292,7 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
 
         Returns
         -------
@@ -263,6 +304,7 @@ class SoftmaxGate(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = False
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -270,7 +312,11 @@ class _GateObjective:
     """Penalised objective of the gate, scaled by the total weight for conditioning."""
 
     def __init__(self, X, targets, sample_weight, C):
-        self.X = X
+        self.X = _row_sliceable(X)
+        # dense X: the row-wise kernels (the blocked ones were measured no faster)
+        sparse = sp.issparse(X)
+        self._loss_grad = blocked_softmax_loss_grad if sparse else softmax_loss_grad
+        self._hessp = blocked_softmax_hessp if sparse else softmax_hessp
         self.targets = targets
         self.sample_weight = sample_weight
         n_classes, n_features = targets.shape[1], X.shape[1]
@@ -287,7 +333,7 @@ class _GateObjective:
 
     def loss_grad(self, params):
         coef, intercept = self._split(params)
-        loss = softmax_loss_grad(
+        loss = self._loss_grad(
             self.X,
             self.targets,
             self.sample_weight,
@@ -307,7 +353,7 @@ class _GateObjective:
         vec_coef, vec_intercept = self._split(vector)
         out_coef = np.empty(self.shape)
         out_intercept = np.empty(self.shape[0])
-        softmax_hessp(
+        self._hessp(
             self.X,
             self.targets,
             self.sample_weight,

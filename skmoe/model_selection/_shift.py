@@ -11,6 +11,7 @@ that a domain classifier finds most like a given target sample. None of them use
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import (
@@ -27,15 +28,37 @@ from sklearn.utils.validation import _num_samples, column_or_1d
 from skmoe.model_selection._base import _check_test_count, _ShiftSplitterMixin
 
 
-def _standardize(X):
-    X = check_array(X, dtype=np.float64, ensure_all_finite=True)
-    scale = X.std(axis=0)
+def _standardization(X):
+    """``X`` validated (dense, or CSR/CSC kept sparse), its column means and scales."""
+    X = check_array(
+        X, dtype=np.float64, ensure_all_finite=True, accept_sparse=["csr", "csc"]
+    )
+    if sp.issparse(X):
+        mean = np.asarray(X.mean(axis=0)).ravel()
+        variance = np.asarray(X.multiply(X).mean(axis=0)).ravel() - mean**2
+        scale = np.sqrt(np.maximum(variance, 0.0))
+    else:
+        mean, scale = X.mean(axis=0), X.std(axis=0)
     scale[scale == 0.0] = 1.0
-    return (X - X.mean(axis=0)) / scale
+    return X, mean, scale
 
 
-def _first_principal_axis(X_standardized):
-    covariance = X_standardized.T @ X_standardized
+def _standardized_product(X, mean, scale, axis):
+    """``((X - mean) / scale) @ axis`` without centring (densifying) a sparse X."""
+    if sp.issparse(X):
+        weights = axis / scale
+        return np.asarray(X @ weights).ravel() - mean @ weights
+    return ((X - mean) / scale) @ axis
+
+
+def _first_principal_axis(X, mean, scale):
+    if sp.issparse(X):
+        # (d, d): the scatter of the standardized columns, never the (n, d) matrix
+        gram = (X.T @ X).toarray() - X.shape[0] * np.outer(mean, mean)
+        covariance = gram / np.outer(scale, scale)
+    else:
+        standardized = (X - mean) / scale
+        covariance = standardized.T @ standardized
     _, eigenvectors = np.linalg.eigh(covariance)
     axis = eigenvectors[:, -1]
     # eigh leaves the sign free; fix it so the split does not depend on LAPACK
@@ -148,13 +171,13 @@ class CovariateShiftSplit(_ShiftSplitterMixin, BaseCrossValidator):
             else random_state
         )
         if isinstance(direction, str) and direction in ("pca", "random"):
-            X_standardized = _standardize(X)
+            X_checked, mean, scale = _standardization(X)
             if direction == "pca":
-                axis = _first_principal_axis(X_standardized)
+                axis = _first_principal_axis(X_checked, mean, scale)
             else:
-                axis = rng.standard_normal(X_standardized.shape[1])
+                axis = rng.standard_normal(X_checked.shape[1])
                 axis /= np.linalg.norm(axis)
-            scores = X_standardized @ axis
+            scores = _standardized_product(X_checked, mean, scale, axis)
         elif isinstance(direction, str | Integral):
             if isinstance(direction, str) and not hasattr(X, "columns"):
                 raise ValueError(
@@ -171,14 +194,14 @@ class CovariateShiftSplit(_ShiftSplitterMixin, BaseCrossValidator):
             scores = np.asarray(direction(X), dtype=np.float64)
         else:
             vector = column_or_1d(np.asarray(direction, dtype=np.float64))
-            X_checked = check_array(X, dtype=np.float64)
+            X_checked = check_array(X, dtype=np.float64, accept_sparse=["csr", "csc"])
             if vector.shape[0] != X_checked.shape[1]:
                 raise ValueError(
                     "CovariateShiftSplit: direction has "
                     f"{vector.shape[0]} components but X has {X_checked.shape[1]} "
                     "features."
                 )
-            scores = X_checked @ vector
+            scores = np.asarray(X_checked @ vector).ravel()
         scores = column_or_1d(scores)
         if scores.shape[0] != _num_samples(X) or not np.all(np.isfinite(scores)):
             raise ValueError(
@@ -440,7 +463,7 @@ estimator=None, random_state=0, test_size=0.1)
     """
 
     _parameter_constraints = {
-        "X_target": ["array-like"],
+        "X_target": ["array-like", "sparse matrix"],
         "estimator": [HasMethods(["fit", "predict_proba"]), None],
         "test_size": [
             Interval(Real, 0, 1, closed="neither"),
@@ -490,15 +513,17 @@ estimator=None, random_state=0, test_size=0.1)
 
             pooled = pd.concat([X, self.X_target], axis=0, ignore_index=True)
         else:
-            pooled = np.concatenate(
-                [
-                    check_array(X, dtype=None),
-                    check_array(self.X_target, dtype=None),
-                ]
-            )
+            parts = [
+                check_array(part, dtype=None, accept_sparse=["csr", "csc"])
+                for part in (X, self.X_target)
+            ]
+            sparse = any(sp.issparse(part) for part in parts)
+            pooled = sp.vstack(parts, format="csr") if sparse else np.concatenate(parts)
         is_target = np.r_[np.zeros(n_samples, dtype=int), np.ones(n_target, dtype=int)]
         if self.estimator is None:
-            estimator = make_pipeline(StandardScaler(), LogisticRegression())
+            # centring would densify sparse rows: scale them only
+            scaler = StandardScaler(with_mean=not sp.issparse(pooled))
+            estimator = make_pipeline(scaler, LogisticRegression())
         else:
             estimator = clone(self.estimator)
         folds = StratifiedKFold(

@@ -15,6 +15,7 @@ The module follows the interface of :mod:`skmoe.solvers` (``check`` and ``run``)
 """
 
 import numpy as np
+import scipy.sparse as sp
 from scipy.optimize import minimize
 from scipy.special import softmax
 from sklearn.base import clone
@@ -40,6 +41,21 @@ _FTOL = 64 * np.finfo(np.float64).eps
 # Probability an initial expert gives a class its initial (EM) fit never saw: the
 # joint model needs finite log-probabilities for every class.
 _UNSEEN_PROBABILITY = 1e-4
+# Sparse X reaches the row-wise joint kernels one block of rows at a time, densified:
+# at most this many elements (16 MiB of float64) per block, whatever n is.
+_DENSE_BLOCK_ELEMENTS = 2**21
+
+
+def _dense_blocks(X):
+    """``(rows, X[rows])`` with ``X[rows]`` dense: X itself in one piece when dense,
+    blocks of a CSR matrix densified one at a time when sparse."""
+    if not sp.issparse(X):
+        yield slice(None), X
+        return
+    n_rows = max(1, _DENSE_BLOCK_ELEMENTS // max(X.shape[1], 1))
+    for start in range(0, X.shape[0], n_rows):
+        rows = slice(start, start + n_rows)
+        yield rows, X[rows].toarray()
 
 
 def check(mixture):
@@ -178,7 +194,9 @@ class _JointObjective:
         if self._last is not None and np.array_equal(theta, self._last[0]):
             return self._last[1]
         _, gate, experts = self.unpack(theta)
-        losses = joint_losses(self.X, self.y, gate, experts, np.empty(self.X.shape[0]))
+        losses = np.empty(self.X.shape[0])
+        for rows, X_block in _dense_blocks(self.X):
+            joint_losses(X_block, self.y[rows], gate, experts, losses[rows])
         self._last = (theta.copy(), losses)
         return losses
 
@@ -187,6 +205,39 @@ class _JointObjective:
         if self.plan is None:
             return self.data_weights
         return self.plan.weights(losses)
+
+    def _loss_grad(self, gate, experts, coefficients, losses):
+        """``sum_i c_i L_i``; its gradient into ``grad_gate``, ``grad_experts``."""
+        if not sp.issparse(self.X):
+            return joint_loss_grad(
+                self.X,
+                self.y,
+                gate,
+                experts,
+                coefficients,
+                losses,
+                self.grad_gate,
+                self.grad_experts,
+            )
+        block_gate = np.empty_like(self.grad_gate)
+        block_experts = np.empty_like(self.grad_experts)
+        self.grad_gate[...] = 0.0
+        self.grad_experts[...] = 0.0
+        value = 0.0
+        for rows, X_block in _dense_blocks(self.X):
+            value += joint_loss_grad(
+                X_block,
+                self.y[rows],
+                gate,
+                experts,
+                coefficients[rows],
+                losses[rows],
+                block_gate,
+                block_experts,
+            )
+            self.grad_gate += block_gate
+            self.grad_experts += block_experts
+        return value
 
     def __call__(self, theta):
         full, gate, experts = self.unpack(theta)
@@ -197,16 +248,7 @@ class _JointObjective:
             # the gradient with the coefficients they give
             value, coefficients = self.plan.objective(self.losses(theta), self.gradient)
         losses = np.empty(self.X.shape[0])
-        data_value = joint_loss_grad(
-            self.X,
-            self.y,
-            gate,
-            experts,
-            coefficients,
-            losses,
-            self.grad_gate,
-            self.grad_experts,
-        )
+        data_value = self._loss_grad(gate, experts, coefficients, losses)
         self._last = (theta.copy(), losses)
         if self.plan is None:
             value = data_value
