@@ -165,6 +165,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             AdversarialReweighting,
             GroupDRO,
         ],
+        "gate_features": [None, "array-like"],
     }
 
     @abstractmethod
@@ -185,6 +186,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         verbose=0,
         n_jobs=None,
         reweighting=None,
+        gate_features=None,
     ):
         self.expert = expert
         self.n_experts = n_experts
@@ -200,6 +202,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         self.verbose = verbose
         self.n_jobs = n_jobs
         self.reweighting = reweighting
+        self.gate_features = gate_features
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -304,6 +307,15 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if isinstance(self.reweighting, AdversarialReweighting | GroupDRO):
             self.reweighting._validate_params()  # fail before EM, not after warm-up
         self._groups = self._check_groups(groups, X)
+        if self.gate_features is not None:
+            if solver is not _em:
+                raise ValueError(
+                    "gate_features (a gate on its own columns) is an option of EM: "
+                    f"the joint solvers feed the gate every column; got "
+                    f"gate_features={self.gate_features!r} with a solver other than "
+                    "'em'."
+                )
+            self._gate_columns()  # errors before EM
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         if sample_weight is None:
@@ -594,9 +606,57 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         return clone(template)
 
     # --------------------------------------------------------------- routing
+    def _gate_columns(self):
+        """Indices of the columns of ``X`` the gate sees (``gate_features``)."""
+        selection = np.asarray(self.gate_features)
+        n_features = self.n_features_in_
+        if selection.ndim != 1 or selection.shape[0] == 0:
+            raise ValueError(
+                "gate_features must be a non-empty 1-D list of column indices, column "
+                f"names or a boolean mask; got gate_features={self.gate_features!r}."
+            )
+        if selection.dtype.kind == "b":
+            if selection.shape[0] != n_features or not selection.any():
+                raise ValueError(
+                    f"gate_features as a boolean mask needs {n_features} entries, one "
+                    f"per column, at least one True; got "
+                    f"gate_features={self.gate_features!r}."
+                )
+            return np.flatnonzero(selection)
+        if selection.dtype.kind in "OUS":
+            names = getattr(self, "feature_names_in_", None)
+            if names is None:
+                raise ValueError(
+                    "gate_features given as column names needs X with column names "
+                    f"(a DataFrame); got gate_features={self.gate_features!r}."
+                )
+            missing = [name for name in selection if name not in set(names)]
+            if missing:
+                raise ValueError(
+                    f"gate_features names columns that X does not have: {missing}; "
+                    f"X has {list(names)}."
+                )
+            return np.array([np.flatnonzero(names == name)[0] for name in selection])
+        if selection.dtype.kind not in "iu" or np.any(
+            (selection < -n_features) | (selection >= n_features)
+        ):
+            raise ValueError(
+                "gate_features must hold column indices in [0, n_features_in_="
+                f"{n_features}), column names or a boolean mask; got "
+                f"gate_features={self.gate_features!r}."
+            )
+        return selection % n_features
+
+    def _gate_input(self, X):
+        """The columns of ``X`` the gate is fitted on and routes by."""
+        if self.gate_features is None:
+            return X
+        return X[:, self._gate_columns()]
+
     def _log_gate(self, X):
         """Log routing weights used for training and prediction, shape (n, K)."""
         n_experts = len(self.experts_)
+        X = self._gate_input(X)
         if isinstance(self.gate_, SoftmaxGate):
             log_gate = self.gate_.predict_log_proba(X)
         else:

@@ -431,6 +431,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         verbose=0,
         n_jobs=None,
         reweighting=None,
+        gate_features=None,
         expert_calibration=None,
         solver="em",
         hidden_layer_sizes=None,
@@ -469,6 +470,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             verbose=verbose,
             n_jobs=n_jobs,
             reweighting=reweighting,
+            gate_features=gate_features,
         )
 
     _parameter_constraints = {

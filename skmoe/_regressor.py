@@ -13,6 +13,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skmoe import _families
 from skmoe._base import BaseMixtureOfExperts
 from skmoe._validation import explained_input_errors
 from skmoe.solvers import _em, _stochastic
@@ -212,6 +213,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         verbose=0,
         n_jobs=None,
         reweighting=None,
+        gate_features=None,
         solver="em",
         hidden_layer_sizes=None,
         activation="relu",
@@ -222,7 +224,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        likelihood="auto",
     ):
+        self.likelihood = likelihood
         self.solver = solver
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -248,11 +252,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             verbose=verbose,
             n_jobs=n_jobs,
             reweighting=reweighting,
+            gate_features=gate_features,
         )
 
     _parameter_constraints = {
         **BaseMixtureOfExperts._parameter_constraints,
         "solver": [StrOptions({"em", "adam"})],
+        "likelihood": [StrOptions({"auto", "gaussian", "poisson", "gamma", "tweedie"})],
         **STOCHASTIC_PARAMETER_CONSTRAINTS,
     }
 
@@ -303,12 +309,54 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 self, X, y, dtype=[np.float64, np.float32], y_numeric=True
             )
         y = np.asarray(y, dtype=np.float64)
+        self._set_family()
+        if np.all(np.isfinite(y)):
+            _families.check_targets(self.likelihood_, y)
         return self._fit(X, y, sample_weight, fit_params, groups)
+
+    def _set_family(self):
+        """Set ``likelihood_`` and ``tweedie_power_`` from ``likelihood`` and the
+        experts, and forget the dispersion of another family from an earlier fit."""
+        templates = self._expert_templates()
+        families = [_families.family_of_expert(template) for template in templates]
+        if self.likelihood == "auto":
+            if len(set(families)) > 1:
+                raise ValueError(
+                    "likelihood='auto' takes the likelihood from the experts, which "
+                    f"disagree here ({sorted(set(f for f, _ in families))}); give "
+                    "experts of one family or set likelihood explicitly."
+                )
+            family, power = families[0]
+        elif self.likelihood == "tweedie":
+            powers = {power for family, power in families if family == "tweedie"}
+            if len(powers) != 1 or len(set(families)) != 1:
+                raise ValueError(
+                    "likelihood='tweedie' takes its power from TweedieRegressor "
+                    "experts with one power in (1, 2); got experts with the families "
+                    f"{sorted(set(f for f, _ in families))}. Use likelihood='auto' "
+                    "with TweedieRegressor experts, or another likelihood."
+                )
+            family, power = "tweedie", powers.pop()
+        else:
+            family, power = self.likelihood, None
+        if self.solver == "adam" and family != "gaussian":
+            raise ValueError(
+                "solver='adam' trains linear-Gaussian experts; got "
+                f"likelihood={self.likelihood!r} (resolved to {family!r}). Use "
+                "solver='em' for other likelihoods."
+            )
+        self.likelihood_, self.tweedie_power_ = family, power
+        kept = {"gaussian": "noise_scale_", "gamma": "dispersion_",
+                "tweedie": "dispersion_"}.get(family)
+        for name in ("noise_scale_", "dispersion_"):
+            if name != kept and hasattr(self, name):
+                delattr(self, name)
 
     def _encode_targets(self, y):
         y = np.asarray(y, dtype=np.float64)
         if y.ndim != 1 or not np.all(np.isfinite(y)):
             raise ValueError("y must be a 1-D array of finite numbers.")
+        _families.check_targets(self.likelihood_, y)
         return y
 
     def _solver_module(self):
@@ -342,6 +390,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._validate_params()
         check_stochastic_solver(self, regression=True)
         first_call = not hasattr(self, "experts_")
+        if first_call:
+            self._set_family()
         X, y = validate_data(
             self,
             X,
@@ -364,13 +414,37 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._target_scale = max(float(spread), 1e-12)
 
     def _after_m_step(self, X, y, weights):
-        residuals = y[:, None] - self._expert_predictions(X)
-        totals = np.maximum(weights.sum(axis=0), np.finfo(float).tiny)
-        variance = (weights * residuals**2).sum(axis=0) / totals
-        self.noise_scale_ = np.maximum(np.sqrt(variance), self._noise_floor)
+        dispersion = _families.fit_dispersion(
+            self.likelihood_,
+            y,
+            self._expert_predictions(X),
+            weights,
+            power=self.tweedie_power_,
+            floor=self._noise_floor**2,
+        )
+        if self.likelihood_ == "gaussian":
+            self.noise_scale_ = np.sqrt(dispersion)
+        elif dispersion is not None:
+            self.dispersion_ = dispersion
 
     def _extra_state(self):
-        return {"noise_scale_": self.noise_scale_}
+        return {
+            name: getattr(self, name)
+            for name in ("noise_scale_", "dispersion_")
+            if hasattr(self, name)
+        }
+
+    def _dispersion(self):
+        """Gaussian variance, Gamma ``1 / shape``, Tweedie ``phi``; None for Poisson."""
+        if self.likelihood_ == "gaussian":
+            return self.noise_scale_**2
+        return getattr(self, "dispersion_", None)
+
+    def _log_density(self, y, means):
+        """``log p_k(y_i)`` of every expert with mean ``means[i, k]``, shape (n, K)."""
+        return _families.log_density(
+            self.likelihood_, y, means, self._dispersion(), self.tweedie_power_
+        )
 
     def _expert_disagreement(self, X, routing_weights):
         # standardised by the spread of y, so the classifier's threshold applies
@@ -382,10 +456,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return np.column_stack([expert.predict(X) for expert in self.experts_])
 
     def _expert_log_likelihood(self, X, y):
-        standardized = (y[:, None] - self._expert_predictions(X)) / self.noise_scale_
-        return (
-            -0.5 * standardized**2 - np.log(self.noise_scale_) - 0.5 * np.log(2 * np.pi)
-        )
+        return self._log_density(y, self._expert_predictions(X))
 
     def predict_expert(self, X):
         """Prediction of every expert, whatever the routing.
@@ -424,8 +495,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if return_std:
             weights, means = self._predictive_mixture(X)
             mean = (weights * means).sum(axis=1)
+            expert_variance = _families.variance(
+                self.likelihood_, means, self._dispersion(), self.tweedie_power_
+            )
             variance = (
-                weights * (self.noise_scale_**2 + (means - mean[:, None]) ** 2)
+                weights * (expert_variance + (means - mean[:, None]) ** 2)
             ).sum(axis=1)
             return mean, np.sqrt(variance)
         return self._combine(
@@ -475,11 +549,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64,
                                      input_name="y"))
         check_consistent_length(X, y)
+        _families.check_targets(self.likelihood_, y)
         weights, means = self._predictive_mixture(X)
-        standardized = (y[:, None] - means) / self.noise_scale_
-        log_normal = (
-            -0.5 * standardized**2 - np.log(self.noise_scale_) - 0.5 * np.log(2 * np.pi)
-        )
+        log_normal = self._log_density(y, means)
         with np.errstate(divide="ignore"):
             log_weights = np.log(weights)
         # experts without weight contribute nothing (log weight -inf)
@@ -509,6 +581,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             One column per level (a 1-D array for a scalar ``quantiles``).
         """
         X = self._validate_predict_input(X)
+        if self.likelihood_ != "gaussian":
+            raise ValueError(
+                "predict_quantiles inverts a mixture of Gaussians; this mixture was "
+                f"fitted with likelihood={self.likelihood_!r}. Use predict(X, "
+                "return_std=True) for its mean and spread."
+            )
         levels = np.asarray(quantiles, dtype=np.float64)
         if levels.ndim > 1 or not np.all((levels > 0) & (levels < 1)):
             raise ValueError(
