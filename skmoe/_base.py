@@ -630,11 +630,11 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                     "gate_features given as column names needs X with column names "
                     f"(a DataFrame); got gate_features={self.gate_features!r}."
                 )
-            missing = [name for name in selection if name not in set(names)]
+            missing = [str(name) for name in selection if name not in set(names)]
             if missing:
                 raise ValueError(
                     f"gate_features names columns that X does not have: {missing}; "
-                    f"X has {list(names)}."
+                    f"X has {[str(name) for name in names]}."
                 )
             return np.array([np.flatnonzero(names == name)[0] for name in selection])
         if selection.dtype.kind not in "iu" or np.any(

@@ -209,7 +209,8 @@ def fit_dispersion(family, y, mu, weights, power=None, floor=0.0):
         return None
     totals = np.maximum(weights.sum(axis=0), np.finfo(float).tiny)
     if family == "gaussian":
-        return np.maximum((weights * (y[:, None] - mu) ** 2).sum(axis=0) / totals, floor)
+        squares = (weights * (y[:, None] - mu) ** 2).sum(axis=0)
+        return np.maximum(squares / totals, floor)
     if family == "gamma":
         ratio = y[:, None] / np.maximum(mu, _MIN_MEAN)
         deviance = (weights * (ratio - np.log(ratio) - 1.0)).sum(axis=0) / totals
@@ -225,9 +226,9 @@ def fit_dispersion(family, y, mu, weights, power=None, floor=0.0):
             return -float(weights[used, k] @ density[:, 0])
 
         # the Pearson estimate brackets the maximum within a few orders of magnitude
+        variance_function = np.maximum(mu[:, k], _MIN_MEAN) ** power
         pearson = float(
-            (weights[:, k] * (y - mu[:, k]) ** 2 / np.maximum(mu[:, k], _MIN_MEAN) ** power).sum()
-            / totals[k]
+            (weights[:, k] * (y - mu[:, k]) ** 2 / variance_function).sum() / totals[k]
         )
         centre = np.log(max(pearson, 1e-8))
         result = minimize_scalar(

@@ -265,6 +265,20 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     def _default_expert(self):
         return Ridge()
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # counts and positive targets: the Poisson, Gamma and Tweedie likelihoods
+        if self.likelihood in ("poisson", "gamma", "tweedie"):
+            tags.target_tags.positive_only = True
+        elif self.likelihood == "auto":
+            templates = self.expert if isinstance(self.expert, list) else [self.expert]
+            tags.target_tags.positive_only = any(
+                template is not None
+                and _families.family_of_expert(template)[0] != "gaussian"
+                for template in templates
+            )
+        return tags
+
     def _check_expert(self, estimator, name):
         if not hasattr(estimator, "predict"):
             raise TypeError(f"{name}={estimator!r} has no predict method.")
