@@ -194,6 +194,13 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         by exponentiated-gradient steps on each group's mean loss (Group DRO), and
         evenly inside a group. Needs experts whose ``fit`` accepts
         ``sample_weight``.
+    gate_features : array-like of int, str or bool, default=None
+        The columns of ``X`` the gate sees (flexmix's concomitant variables,
+        ``concomitant = FLXPmultinom(~ z)``): column indices, column names (for a
+        DataFrame) or a boolean mask; ``None``: every column. The experts see every
+        column; to give them fewer, make each expert a Pipeline that selects them
+        (``make_pipeline(ColumnTransformer([("x", "passthrough", [1])]),
+        LogisticRegression())``). Only with ``solver="em"``.
     expert_calibration : {"temperature", "sigmoid", "isotonic"} or None, \
             default=None
         Calibrate every expert on its routed view after EM, with cross-fitting: the

@@ -32,10 +32,12 @@ def _uses_adam(mixture):
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
-    """Mixture-of-Experts regressor with Gaussian expert likelihoods.
+    """Mixture-of-Experts regressor with Gaussian, Poisson, Gamma or Tweedie experts.
 
     Each expert ``k`` is a regressor ``f_k`` with its own noise scale ``sigma_k``, so
-    that ``p_k(y | x) = N(y; f_k(x), sigma_k^2)``; a gate ``r(x)`` weighs the experts.
+    that ``p_k(y | x) = N(y; f_k(x), sigma_k^2)`` (or, with ``likelihood``, a
+    Poisson, Gamma or Tweedie distribution of mean ``f_k(x)``: GLM experts);
+    a gate ``r(x)`` weighs the experts.
     EM alternates responsibilities ``h_ik ∝ r_k(x_i) p_k(y_i | x_i)`` (in log space)
     with weighted refits of the experts, of their noise scales (the weighted mean
     squared residual) and of the gate. ``predict`` returns the mixture mean
@@ -103,6 +105,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``groups`` given to :meth:`fit` instead of single samples. With
         ``solver="adam"`` the tilt is inside each minibatch, as for the
         classifier; ``class_conditional=True`` is refused (there are no classes).
+    gate_features : array-like of int, str or bool, default=None
+        The columns of ``X`` the gate sees (flexmix's concomitant variables,
+        ``concomitant = FLXPmultinom(~ z)``): column indices, column names (for a
+        DataFrame) or a boolean mask; ``None``: every column. The experts see every
+        column; to give them fewer, make each expert a Pipeline that selects them
+        (``make_pipeline(ColumnTransformer([("x", "passthrough", [1])]),
+        PoissonRegressor())``). Only with ``solver="em"``.
     solver : {"em", "adam"}, default="em"
         ``"em"``: EM as above. ``"adam"``: the softmax gate and linear-Gaussian
         experts ``N(coef_k . x + intercept_k, sigma_k^2)`` (and, with
@@ -137,6 +146,23 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Fraction of the data held out with ``early_stopping``.
     n_iter_no_change : int, default=10
         Epochs without an improvement of ``tol`` before ``solver="adam"`` stops.
+    likelihood : {"auto", "gaussian", "poisson", "gamma", "tweedie"}, \
+            default="auto"
+        The distribution of ``y`` around each expert's prediction, which is its
+        mean (flexmix's ``FLXMRglm(family=...)``). ``"gaussian"``: a noise scale
+        per expert (``noise_scale_``); ``"poisson"``: counts ``y >= 0``, no
+        dispersion; ``"gamma"``: ``y > 0``, a shape per expert (``dispersion_`` is
+        one over it); ``"tweedie"``: the compound Poisson-Gamma of a
+        ``TweedieRegressor`` expert's ``power`` in (1, 2), ``y >= 0``, a
+        dispersion ``phi`` per expert (``Var(y) = phi mu^power``), its density
+        summed by Dunn and Smyth's series. ``"auto"`` reads the experts' class
+        (the final step of a Pipeline): ``PoissonRegressor`` -> Poisson,
+        ``GammaRegressor`` -> Gamma, ``TweedieRegressor`` -> its power (0, 1 and
+        2 are Gaussian, Poisson and Gamma), any other regressor -> Gaussian. The
+        likelihood drives the E-step, the dispersions of the M-step (maximum
+        likelihood), ``log_likelihood``, ``bic``/``aic``/``icl`` and
+        ``predict(return_std=True)``. Use GLM experts without penalty
+        (``alpha=0``) for the maximum-likelihood mixture flexmix fits.
 
     Attributes
     ----------
@@ -144,10 +170,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         The fitted experts.
     gate_ : classifier
         The fitted gate.
+    likelihood_ : {"gaussian", "poisson", "gamma", "tweedie"}
+        The likelihood the mixture was fitted with (``likelihood`` resolved).
+    tweedie_power_ : float or None
+        The Tweedie power of ``likelihood_="tweedie"``, else None.
     noise_scale_ : ndarray of shape (n_experts,)
-        Standard deviation of each expert's Gaussian noise. It is floored at
-        ``1e-3`` times the standard deviation of ``y`` so that an expert that
-        interpolates its data (a deep tree) cannot make the likelihood infinite.
+        Standard deviation of each expert's Gaussian noise (Gaussian likelihood
+        only). It is floored at ``1e-3`` times the standard deviation of ``y`` so
+        that an expert that interpolates its data (a deep tree) cannot make the
+        likelihood infinite.
+    dispersion_ : ndarray of shape (n_experts,)
+        Each expert's dispersion: one over the Gamma shape, or the Tweedie ``phi``
+        (Gamma and Tweedie likelihoods only).
     n_iter_ : int
         EM iterations of the best initialisation.
     converged_ : bool
