@@ -50,6 +50,9 @@ _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 # unpenalised gate under soft and top-k routing, so that the first M-step's targets
 # are not a separable partition (see _initial_responsibilities).
 _INITIAL_SOFTENING = 0.1
+# An expert whose prior (mean gate weight on the training data) falls below this is
+# reported in a warning when min_prior does not drop it.
+_FAINT_PRIOR = 0.001
 # L-BFGS iterations of the default gate in one M-step (see _new_gate)
 _DEFAULT_GATE_MAX_ITER = 20
 
@@ -166,6 +169,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             GroupDRO,
         ],
         "gate_features": [None, "array-like"],
+        "min_prior": [Interval(Real, 0, 1, closed="left")],
     }
 
     @abstractmethod
@@ -187,6 +191,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         n_jobs=None,
         reweighting=None,
         gate_features=None,
+        min_prior=0.0,
     ):
         self.expert = expert
         self.n_experts = n_experts
@@ -203,6 +208,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         self.n_jobs = n_jobs
         self.reweighting = reweighting
         self.gate_features = gate_features
+        self.min_prior = min_prior
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -316,6 +322,12 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                     "'em'."
                 )
             self._gate_columns()  # errors before EM
+        if self.min_prior > 0 and solver is not _em:
+            raise ValueError(
+                "min_prior drops experts between EM runs; the joint solvers train a "
+                f"fixed number of experts. Got min_prior={self.min_prior!r} with a "
+                "solver other than 'em'."
+            )
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         if sample_weight is None:
@@ -340,26 +352,47 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         n_init = 1 if warm else self.n_init
         best = None
         for init_index in range(n_init):
+            kept = np.arange(n_experts)
             if warm:
                 responsibilities = None
+                kept = getattr(self, "kept_experts_", kept)
             else:
                 self.experts_ = None  # no warm start across initialisations
                 responsibilities = self._initial_responsibilities(
                     X, weights, n_experts, random_state
                 )
                 self.gate_ = _seeded(self._new_gate(), random_state)
-            state = solver.run(
-                self,
-                X,
-                y,
-                weights,
-                templates,
-                responsibilities,
-                init_index,
-                random_state,
-            )
+            while True:
+                state = solver.run(
+                    self,
+                    X,
+                    y,
+                    weights,
+                    [templates[k] for k in kept],
+                    responsibilities,
+                    init_index,
+                    random_state,
+                )
+                priors = self._gate_priors(self._features(X), weights)
+                vanished = priors < self.min_prior
+                if not vanished.any() or vanished.all():
+                    break
+                # flexmix's minprior: drop the experts whose prior fell below it and
+                # go on from the posteriors of the others, with a fresh gate
+                responsibilities = state["_expert_weights"][:, ~vanished]
+                totals = responsibilities.sum(axis=1, keepdims=True)
+                responsibilities = np.where(
+                    totals > 0, responsibilities / np.where(totals > 0, totals, 1), 1.0
+                )
+                responsibilities /= responsibilities.sum(axis=1, keepdims=True)
+                kept = kept[~vanished]
+                self.experts_ = None
+                self.gate_ = _seeded(self._new_gate(), random_state)
+            state["kept_experts_"] = kept
+            state["expert_priors_"] = priors
             if best is None or state["lower_bound_"] > best["lower_bound_"]:
                 best = state
+        templates = [templates[k] for k in best["kept_experts_"]]
         expert_weights = best.pop("_expert_weights")
         del self._groups
         for name in (
@@ -375,6 +408,16 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             self._features(X), y, weights, templates, expert_weights, random_state
         )
         del self._expert_fit_params
+        faint = np.flatnonzero(self.expert_priors_ < _FAINT_PRIOR)
+        if faint.size and self.min_prior == 0:
+            warnings.warn(
+                f"Expert(s) {faint.tolist()} of the fitted mixture carry less than "
+                f"{_FAINT_PRIOR:.0%} of the gate's weight on the training data "
+                f"(expert_priors_={np.round(self.expert_priors_, 4).tolist()}); fewer "
+                "n_experts may do, or min_prior drops such experts while fitting.",
+                UserWarning,
+                stacklevel=3,
+            )
         if not self.converged_:
             warnings.warn(
                 f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
@@ -383,6 +426,11 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                 stacklevel=3,
             )
         return self
+
+    def _gate_priors(self, X, weights):
+        """Each expert's prior: its gate weight averaged over the (weighted) data,
+        flexmix's ``prior``."""
+        return np.average(np.exp(self._log_gate(X)), axis=0, weights=weights)
 
     def _new_gate(self):
         # The default gate takes at most 20 L-BFGS iterations per M-step: EM needs a

@@ -105,6 +105,18 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``groups`` given to :meth:`fit` instead of single samples. With
         ``solver="adam"`` the tilt is inside each minibatch, as for the
         classifier; ``class_conditional=True`` is refused (there are no classes).
+    min_prior : float in [0, 1), default=0.0
+        Drop an expert whose prior (its gate weight averaged over the training
+        data) falls below ``min_prior``, as flexmix's ``minprior`` does: after EM
+        converges, the experts below it are removed and EM goes on from the
+        posteriors of the others, until every prior is at least ``min_prior``
+        (``kept_experts_`` says which remain; flexmix checks during EM, skmoe
+        between runs, so an expert is dropped once its run has settled). The
+        default ``0`` keeps every expert: the mixture has the ``n_experts`` asked
+        for (what a grid search over ``n_experts`` compares), and experts that
+        vanish are reported instead, in ``expert_priors_`` and by a warning below
+        a prior of 0.001. Hard and top-k EM re-seed an expert that loses every
+        sample either way. Only with ``solver="em"``.
     gate_features : array-like of int, str or bool, default=None
         The columns of ``X`` the gate sees (flexmix's concomitant variables,
         ``concomitant = FLXPmultinom(~ z)``): column indices, column names (for a
@@ -182,6 +194,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     dispersion_ : ndarray of shape (n_experts,)
         Each expert's dispersion: one over the Gamma shape, or the Tweedie ``phi``
         (Gamma and Tweedie likelihoods only).
+    expert_priors_ : ndarray of shape (n_experts_kept,)
+        Each expert's prior: its gate weight averaged over the (weighted)
+        training data (flexmix's ``prior``); ``solver="em"`` and the joint
+        solvers alike.
+    kept_experts_ : ndarray of shape (n_experts_kept,)
+        The indices (among the ``n_experts`` fitted first) of the experts left
+        after ``min_prior``; all of them by default.
     n_iter_ : int
         EM iterations of the best initialisation.
     converged_ : bool
@@ -248,6 +267,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         n_jobs=None,
         reweighting=None,
         gate_features=None,
+        min_prior=0.0,
         solver="em",
         hidden_layer_sizes=None,
         activation="relu",
@@ -287,6 +307,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             n_jobs=n_jobs,
             reweighting=reweighting,
             gate_features=gate_features,
+            min_prior=min_prior,
         )
 
     _parameter_constraints = {

@@ -6,6 +6,7 @@ flexmix's ``patent`` optimum (3 Poisson experts on lgRD, gate on RDS) is read fr
 """
 
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -278,3 +279,49 @@ def test_gate_features_by_name_and_mask():
         MixtureOfExpertsClassifier(gate_features=[5]).fit(X, y)
     with pytest.raises(ValueError, match="the joint solvers feed the gate"):
         MixtureOfExpertsClassifier(gate_features=[1], solver="gradient").fit(X, y)
+
+
+# ------------------------------------------------------ vanishing experts
+def _faint_third_expert(**params):
+    """Two regimes of a line and a third expert started with almost no weight."""
+    rng = np.random.default_rng(7)
+    X = rng.uniform(-1, 1, size=(200, 1))
+    y = np.where(X[:, 0] > 0, 2.0, -2.0) * X[:, 0] + 0.1 * rng.normal(size=200)
+    start = np.column_stack([X[:, 0] > 0, X[:, 0] <= 0, np.zeros(200)]) * (1 - 2e-5)
+    start[:, 2] = 2e-5
+    model = MixtureOfExpertsRegressor(
+        LinearRegression(), n_experts=3, init=start, max_iter=5, tol=1e-2, **params
+    )
+    return model, X, y
+
+
+def test_expert_priors_report_a_faint_expert():
+    model, X, y = _faint_third_expert()
+    with pytest.warns(UserWarning, match=r"Expert\(s\) \[2\] of the fitted mixture"):
+        model.fit(X, y)
+    assert len(model.experts_) == 3
+    assert_allclose(model.kept_experts_, [0, 1, 2])
+    assert_allclose(model.expert_priors_, model.predict_gate_proba(X).mean(axis=0))
+    assert model.expert_priors_[2] < 1e-3
+
+
+def test_min_prior_drops_vanishing_experts_as_flexmix_does():
+    model, X, y = _faint_third_expert(min_prior=0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(X, y)
+    assert len(model.experts_) == 2
+    assert_allclose(model.kept_experts_, [0, 1])
+    assert model.predict_gate_proba(X).shape == (200, 2)
+    assert np.all(model.expert_priors_ >= 0.05)
+    # two experts left: 2 x (slope, intercept, noise) + gate (intercept, slope)
+    log_likelihood = model.log_likelihood(X, y).sum()
+    assert model.bic(X, y) == pytest.approx(-2 * log_likelihood + 8 * np.log(200))
+    assert model.score(X, y) > 0.95
+
+
+def test_min_prior_needs_em():
+    X = np.arange(40.0).reshape(20, 2)
+    y = np.arange(20) % 2
+    with pytest.raises(ValueError, match="min_prior drops experts between EM runs"):
+        MixtureOfExpertsClassifier(min_prior=0.05, solver="gradient").fit(X, y)
