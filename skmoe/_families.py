@@ -22,6 +22,8 @@ _MIN_MEAN = 1e-300
 # The Gamma shape (one over the dispersion) is capped here: an expert that fits its
 # routed view exactly would otherwise make the likelihood infinite.
 _MAX_GAMMA_SHAPE = 1e8
+# Terms of the Tweedie series evaluated per sample (see _tweedie_series_log_density)
+_MAX_SERIES_TERMS = 401
 
 
 def _final_step(estimator):
@@ -114,10 +116,16 @@ def _tweedie_series_log_density(y, mu, dispersion, power):
         # few standard deviations of a Poisson-like spread covers the sum
         half_width = np.ceil(10.0 * np.sqrt(j_max) + 15.0)
         low = np.maximum(1.0, np.floor(j_max - half_width))
-        n_terms = int(np.max(np.floor(j_max + half_width) - low)) + 1
-        j = low[:, None] + np.arange(n_terms)[None, :]
+        # the terms are log-concave in j with a spread of at most sqrt(j_max): a
+        # window of more than _MAX_SERIES_TERMS is summed on an even grid (step
+        # far below the spread) times the step, so the memory stays bounded
+        step = np.maximum(1.0, np.ceil(2.0 * half_width / (_MAX_SERIES_TERMS - 1)))
+        n_terms = int(min(np.max(np.ceil(2.0 * half_width / step)) + 1,
+                          _MAX_SERIES_TERMS))
+        j = low[:, None] + step[:, None] * np.arange(n_terms)[None, :]
         log_terms = (
             j * base[:, None] - gammaln(j + 1.0) - gammaln(-j * alpha)
+            + np.log(step)[:, None]
         )
         out[positive] += logsumexp(log_terms, axis=1) - np.log(yp)
     return out

@@ -114,7 +114,7 @@ def test_log_density_matches_scipy(family, dispersion, power, reference):
 
 
 @pytest.mark.parametrize("power, mu, phi", [(1.5, 2.0, 1.0), (1.2, 0.7, 0.5),
-                                           (1.8, 5.0, 2.0)])
+                                           (1.8, 5.0, 2.0), (1.5, 5.0, 0.005)])
 def test_tweedie_density_is_a_density_with_the_tweedie_moments(power, mu, phi):
     """The series density: mass at zero plus the integral over y > 0 is one, the mean
     is mu and the variance phi mu^p."""
