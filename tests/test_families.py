@@ -88,6 +88,13 @@ def test_patent_poisson_experts_reach_flexmix_optimum():
                       (-2.646765, 1.588617)])
     assert_allclose(sorted(experts, key=lambda c: c[1]),
                     sorted(flexmix, key=lambda c: c[1]), atol=5e-3)
+    # flexmix's gate: logits of components 2 and 3 against component 1 (the experts
+    # in the order of their slopes), intercept and RDS coefficient
+    order = np.argsort([e[-1].coef_[0] for e in model.experts_])
+    logits = np.column_stack([model.gate_.intercept_, model.gate_.coef_[:, 0]])
+    relative = logits[order[1:]] - logits[order[0]]
+    assert_allclose(relative, [[3.112837, -41.100519], [0.2092499, -0.7429499]],
+                    rtol=0.01, atol=0.01)
     # the mean prediction is the gate-weighted mean of the experts' means
     gate = model.gate_.predict_proba(X[:, [0]])
     means = np.column_stack([e.predict(X) for e in model.experts_])
