@@ -252,6 +252,7 @@ html_sidebars = {
 USER_GUIDE_ORDER = [
     "routing",
     "choosing_experts",
+    "flexmix",
     "calibration_under_shift",
     "testing",
     "metrics",

@@ -52,6 +52,9 @@ _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 # unpenalised gate under soft and top-k routing, so that the first M-step's targets
 # are not a separable partition (see _initial_responsibilities).
 _INITIAL_SOFTENING = 0.1
+# An expert whose prior (mean gate weight on the training data) falls below this is
+# reported in a warning when min_prior does not drop it.
+_FAINT_PRIOR = 0.001
 # L-BFGS iterations of the default gate in one M-step (see _new_gate)
 _DEFAULT_GATE_MAX_ITER = 20
 # Sparse formats the mixtures take (with solver="em"); any other sparse format is
@@ -186,6 +189,8 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             AdversarialReweighting,
             GroupDRO,
         ],
+        "gate_features": [None, "array-like"],
+        "min_prior": [Interval(Real, 0, 1, closed="left")],
     }
 
     @abstractmethod
@@ -206,6 +211,8 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         verbose=0,
         n_jobs=None,
         reweighting=None,
+        gate_features=None,
+        min_prior=0.0,
     ):
         self.expert = expert
         self.n_experts = n_experts
@@ -221,6 +228,8 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         self.verbose = verbose
         self.n_jobs = n_jobs
         self.reweighting = reweighting
+        self.gate_features = gate_features
+        self.min_prior = min_prior
 
     # ------------------------------------------------------------------ hooks
     @abstractmethod
@@ -325,6 +334,21 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if isinstance(self.reweighting, AdversarialReweighting | GroupDRO):
             self.reweighting._validate_params()  # fail before EM, not after warm-up
         self._groups = self._check_groups(groups, X)
+        if self.gate_features is not None:
+            if solver is not _em:
+                raise ValueError(
+                    "gate_features (a gate on its own columns) is an option of EM: "
+                    f"the joint solvers feed the gate every column; got "
+                    f"gate_features={self.gate_features!r} with a solver other than "
+                    "'em'."
+                )
+            self._gate_columns()  # errors before EM
+        if self.min_prior > 0 and solver is not _em:
+            raise ValueError(
+                "min_prior drops experts between EM runs; the joint solvers train a "
+                f"fixed number of experts. Got min_prior={self.min_prior!r} with a "
+                "solver other than 'em'."
+            )
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         if sample_weight is None:
@@ -349,26 +373,47 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         n_init = 1 if warm else self.n_init
         best = None
         for init_index in range(n_init):
+            kept = np.arange(n_experts)
             if warm:
                 responsibilities = None
+                kept = getattr(self, "kept_experts_", kept)
             else:
                 self.experts_ = None  # no warm start across initialisations
                 responsibilities = self._initial_responsibilities(
                     X, weights, n_experts, random_state
                 )
                 self.gate_ = _seeded(self._new_gate(), random_state)
-            state = solver.run(
-                self,
-                X,
-                y,
-                weights,
-                templates,
-                responsibilities,
-                init_index,
-                random_state,
-            )
+            while True:
+                state = solver.run(
+                    self,
+                    X,
+                    y,
+                    weights,
+                    [templates[k] for k in kept],
+                    responsibilities,
+                    init_index,
+                    random_state,
+                )
+                priors = self._gate_priors(self._features(X), weights)
+                vanished = priors < self.min_prior
+                if not vanished.any() or vanished.all():
+                    break
+                # flexmix's minprior: drop the experts whose prior fell below it and
+                # go on from the posteriors of the others, with a fresh gate
+                responsibilities = state["_expert_weights"][:, ~vanished]
+                totals = responsibilities.sum(axis=1, keepdims=True)
+                responsibilities = np.where(
+                    totals > 0, responsibilities / np.where(totals > 0, totals, 1), 1.0
+                )
+                responsibilities /= responsibilities.sum(axis=1, keepdims=True)
+                kept = kept[~vanished]
+                self.experts_ = None
+                self.gate_ = _seeded(self._new_gate(), random_state)
+            state["kept_experts_"] = kept
+            state["expert_priors_"] = priors
             if best is None or state["lower_bound_"] > best["lower_bound_"]:
                 best = state
+        templates = [templates[k] for k in best["kept_experts_"]]
         expert_weights = best.pop("_expert_weights")
         del self._groups
         for name in (
@@ -384,6 +429,16 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             self._features(X), y, weights, templates, expert_weights, random_state
         )
         del self._expert_fit_params
+        faint = np.flatnonzero(self.expert_priors_ < _FAINT_PRIOR)
+        if faint.size and self.min_prior == 0:
+            warnings.warn(
+                f"Expert(s) {faint.tolist()} of the fitted mixture carry less than "
+                f"{_FAINT_PRIOR:.0%} of the gate's weight on the training data "
+                f"(expert_priors_={np.round(self.expert_priors_, 4).tolist()}); fewer "
+                "n_experts may do, or min_prior drops such experts while fitting.",
+                UserWarning,
+                stacklevel=3,
+            )
         if not self.converged_:
             warnings.warn(
                 f"{type(self).__name__} did not converge in max_iter={self.max_iter} "
@@ -392,6 +447,11 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                 stacklevel=3,
             )
         return self
+
+    def _gate_priors(self, X, weights):
+        """Each expert's prior: its gate weight averaged over the (weighted) data,
+        flexmix's ``prior``."""
+        return np.average(np.exp(self._log_gate(X)), axis=0, weights=weights)
 
     def _new_gate(self):
         # The default gate takes at most 20 L-BFGS iterations per M-step: EM needs a
@@ -619,9 +679,57 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         return clone(template)
 
     # --------------------------------------------------------------- routing
+    def _gate_columns(self):
+        """Indices of the columns of ``X`` the gate sees (``gate_features``)."""
+        selection = np.asarray(self.gate_features)
+        n_features = self.n_features_in_
+        if selection.ndim != 1 or selection.shape[0] == 0:
+            raise ValueError(
+                "gate_features must be a non-empty 1-D list of column indices, column "
+                f"names or a boolean mask; got gate_features={self.gate_features!r}."
+            )
+        if selection.dtype.kind == "b":
+            if selection.shape[0] != n_features or not selection.any():
+                raise ValueError(
+                    f"gate_features as a boolean mask needs {n_features} entries, one "
+                    f"per column, at least one True; got "
+                    f"gate_features={self.gate_features!r}."
+                )
+            return np.flatnonzero(selection)
+        if selection.dtype.kind in "OUS":
+            names = getattr(self, "feature_names_in_", None)
+            if names is None:
+                raise ValueError(
+                    "gate_features given as column names needs X with column names "
+                    f"(a DataFrame); got gate_features={self.gate_features!r}."
+                )
+            missing = [str(name) for name in selection if name not in set(names)]
+            if missing:
+                raise ValueError(
+                    f"gate_features names columns that X does not have: {missing}; "
+                    f"X has {[str(name) for name in names]}."
+                )
+            return np.array([np.flatnonzero(names == name)[0] for name in selection])
+        if selection.dtype.kind not in "iu" or np.any(
+            (selection < -n_features) | (selection >= n_features)
+        ):
+            raise ValueError(
+                "gate_features must hold column indices in [0, n_features_in_="
+                f"{n_features}), column names or a boolean mask; got "
+                f"gate_features={self.gate_features!r}."
+            )
+        return selection % n_features
+
+    def _gate_input(self, X):
+        """The columns of ``X`` the gate is fitted on and routes by."""
+        if self.gate_features is None:
+            return X
+        return X[:, self._gate_columns()]
+
     def _log_gate(self, X):
         """Log routing weights used for training and prediction, shape (n, K)."""
         n_experts = len(self.experts_)
+        X = self._gate_input(X)
         if isinstance(self.gate_, SoftmaxGate):
             log_gate = self.gate_.predict_log_proba(X)
         else:

@@ -196,6 +196,25 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         by exponentiated-gradient steps on each group's mean loss (Group DRO), and
         evenly inside a group. Needs experts whose ``fit`` accepts
         ``sample_weight``.
+    min_prior : float in [0, 1), default=0.0
+        Drop an expert whose prior (its gate weight averaged over the training
+        data) falls below ``min_prior``, as flexmix's ``minprior`` does: after EM
+        converges, the experts below it are removed and EM goes on from the
+        posteriors of the others, until every prior is at least ``min_prior``
+        (``kept_experts_`` says which remain; flexmix checks during EM, skmoe
+        between runs, so an expert is dropped once its run has settled). The
+        default ``0`` keeps every expert: the mixture has the ``n_experts`` asked
+        for (what a grid search over ``n_experts`` compares), and experts that
+        vanish are reported instead, in ``expert_priors_`` and by a warning below
+        a prior of 0.001. Hard and top-k EM re-seed an expert that loses every
+        sample either way. Only with ``solver="em"``.
+    gate_features : array-like of int, str or bool, default=None
+        The columns of ``X`` the gate sees (flexmix's concomitant variables,
+        ``concomitant = FLXPmultinom(~ z)``): column indices, column names (for a
+        DataFrame) or a boolean mask; ``None``: every column. The experts see every
+        column; to give them fewer, make each expert a Pipeline that selects them
+        (``make_pipeline(ColumnTransformer([("x", "passthrough", [1])]),
+        LogisticRegression())``). Only with ``solver="em"``.
     expert_calibration : {"temperature", "sigmoid", "isotonic"} or None, \
             default=None
         Calibrate every expert on its routed view after EM, with cross-fitting: the
@@ -318,6 +337,13 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         the row's sum, so hard and top-k routing never predict exactly zero.
     gate_ : classifier
         The fitted gate.
+    expert_priors_ : ndarray of shape (n_experts_kept,)
+        Each expert's prior: its gate weight averaged over the (weighted)
+        training data (flexmix's ``prior``); ``solver="em"`` and the joint
+        solvers alike.
+    kept_experts_ : ndarray of shape (n_experts_kept,)
+        The indices (among the ``n_experts`` fitted first) of the experts left
+        after ``min_prior``; all of them by default.
     n_iter_ : int
         EM iterations of the best initialisation.
     converged_ : bool
@@ -438,6 +464,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         verbose=0,
         n_jobs=None,
         reweighting=None,
+        gate_features=None,
+        min_prior=0.0,
         expert_calibration=None,
         solver="em",
         hidden_layer_sizes=None,
@@ -476,6 +504,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             verbose=verbose,
             n_jobs=n_jobs,
             reweighting=reweighting,
+            gate_features=gate_features,
+            min_prior=min_prior,
         )
 
     _parameter_constraints = {

@@ -12,7 +12,13 @@ What is counted (the nominal number of free parameters, as flexmix counts them):
 - a logistic expert over ``C`` classes: ``(C - 1) (d + 1)`` coefficients and
   intercepts (``d`` without intercept), so ``d + 1`` for a binary one; an expert whose
   routed view held one class predicts it with certainty and estimates nothing;
-- a linear regression expert: its coefficients, its intercept and its noise scale.
+- a linear regression expert: its coefficients, its intercept and its noise scale;
+  a GLM expert (``PoissonRegressor``, ``GammaRegressor``, ``TweedieRegressor``) its
+  coefficients and intercept, plus its dispersion under a Gamma or Tweedie likelihood
+  (a Poisson expert has none);
+- an expert that is a Pipeline: the parameters of its final step (a column selection
+  or a scaler transforms ``X``, which the likelihood of ``y`` given ``X`` conditions
+  on).
 
 Penalised experts (``LogisticRegression``'s ``C``, ``Ridge``'s ``alpha``) and the
 L2-penalised gate are counted like unpenalised ones: their effective degrees of
@@ -23,12 +29,15 @@ could use; they get a ``ValueError`` that says so.
 
 import numpy as np
 from sklearn.dummy import DummyClassifier
+from sklearn.pipeline import Pipeline
 
 from skmoe.gating import SoftmaxGate
 
 
 def _linear_parameters(estimator, name):
     """Free coefficients and intercepts of a fitted linear model."""
+    while isinstance(estimator, Pipeline):
+        estimator = estimator.steps[-1][1]
     coef = getattr(estimator, "coef_", None)
     if coef is None:
         raise ValueError(
@@ -93,11 +102,13 @@ def count_parameters(mixture):
         )
     n_experts = len(mixture.experts_)
     total = _gate_parameters(mixture.gate_, n_experts)
-    regressor = hasattr(mixture, "noise_scale_")
+    # the regressor's likelihood: Gaussian, Gamma and Tweedie estimate a noise scale
+    # or a dispersion per expert, Poisson none
+    family = getattr(mixture, "likelihood_", None)
     for k, expert in enumerate(mixture.experts_):
         name = f"experts_[{k}]"
-        if regressor:
-            total += _linear_parameters(expert, name) + 1  # and its noise scale
+        if family is not None:
+            total += _linear_parameters(expert, name) + int(family != "poisson")
         else:
             total += _classifier_expert_parameters(expert, name)
     return int(total)

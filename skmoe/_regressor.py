@@ -13,6 +13,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skmoe import _families
 from skmoe._base import SPARSE_FORMATS, BaseMixtureOfExperts
 from skmoe._validation import explained_input_errors
 from skmoe.solvers import _em, _stochastic
@@ -30,10 +31,12 @@ def _uses_adam(mixture):
 
 
 class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
-    """Mixture-of-Experts regressor with Gaussian expert likelihoods.
+    """Mixture-of-Experts regressor with Gaussian, Poisson, Gamma or Tweedie experts.
 
     Each expert ``k`` is a regressor ``f_k`` with its own noise scale ``sigma_k``, so
-    that ``p_k(y | x) = N(y; f_k(x), sigma_k^2)``; a gate ``r(x)`` weighs the experts.
+    that ``p_k(y | x) = N(y; f_k(x), sigma_k^2)`` (or, with ``likelihood``, a
+    Poisson, Gamma or Tweedie distribution of mean ``f_k(x)``: GLM experts);
+    a gate ``r(x)`` weighs the experts.
     EM alternates responsibilities ``h_ik ∝ r_k(x_i) p_k(y_i | x_i)`` (in log space)
     with weighted refits of the experts, of their noise scales (the weighted mean
     squared residual) and of the gate. ``predict`` returns the mixture mean
@@ -104,6 +107,25 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``solver="adam"`` the tilt is inside each minibatch, as for the
         classifier; ``class_conditional`` is ignored (there are no classes: the
         tilt is normalised over each batch).
+    min_prior : float in [0, 1), default=0.0
+        Drop an expert whose prior (its gate weight averaged over the training
+        data) falls below ``min_prior``, as flexmix's ``minprior`` does: after EM
+        converges, the experts below it are removed and EM goes on from the
+        posteriors of the others, until every prior is at least ``min_prior``
+        (``kept_experts_`` says which remain; flexmix checks during EM, skmoe
+        between runs, so an expert is dropped once its run has settled). The
+        default ``0`` keeps every expert: the mixture has the ``n_experts`` asked
+        for (what a grid search over ``n_experts`` compares), and experts that
+        vanish are reported instead, in ``expert_priors_`` and by a warning below
+        a prior of 0.001. Hard and top-k EM re-seed an expert that loses every
+        sample either way. Only with ``solver="em"``.
+    gate_features : array-like of int, str or bool, default=None
+        The columns of ``X`` the gate sees (flexmix's concomitant variables,
+        ``concomitant = FLXPmultinom(~ z)``): column indices, column names (for a
+        DataFrame) or a boolean mask; ``None``: every column. The experts see every
+        column; to give them fewer, make each expert a Pipeline that selects them
+        (``make_pipeline(ColumnTransformer([("x", "passthrough", [1])]),
+        PoissonRegressor())``). Only with ``solver="em"``.
     solver : {"em", "adam"}, default="em"
         ``"em"``: EM as above. ``"adam"``: the softmax gate and linear-Gaussian
         experts ``N(coef_k . x + intercept_k, sigma_k^2)`` (and, with
@@ -138,6 +160,23 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         Fraction of the data held out with ``early_stopping``.
     n_iter_no_change : int, default=10
         Epochs without an improvement of ``tol`` before ``solver="adam"`` stops.
+    likelihood : {"auto", "gaussian", "poisson", "gamma", "tweedie"}, \
+            default="auto"
+        The distribution of ``y`` around each expert's prediction, which is its
+        mean (flexmix's ``FLXMRglm(family=...)``). ``"gaussian"``: a noise scale
+        per expert (``noise_scale_``); ``"poisson"``: counts ``y >= 0``, no
+        dispersion; ``"gamma"``: ``y > 0``, a shape per expert (``dispersion_`` is
+        one over it); ``"tweedie"``: the compound Poisson-Gamma of a
+        ``TweedieRegressor`` expert's ``power`` in (1, 2), ``y >= 0``, a
+        dispersion ``phi`` per expert (``Var(y) = phi mu^power``), its density
+        summed by Dunn and Smyth's series. ``"auto"`` reads the experts' class
+        (the final step of a Pipeline): ``PoissonRegressor`` -> Poisson,
+        ``GammaRegressor`` -> Gamma, ``TweedieRegressor`` -> its power (0, 1 and
+        2 are Gaussian, Poisson and Gamma), any other regressor -> Gaussian. The
+        likelihood drives the E-step, the dispersions of the M-step (maximum
+        likelihood), ``log_likelihood``, ``bic``/``aic``/``icl`` and
+        ``predict(return_std=True)``. Use GLM experts without penalty
+        (``alpha=0``) for the maximum-likelihood mixture flexmix fits.
 
     Attributes
     ----------
@@ -145,10 +184,25 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         The fitted experts.
     gate_ : classifier
         The fitted gate.
+    likelihood_ : {"gaussian", "poisson", "gamma", "tweedie"}
+        The likelihood the mixture was fitted with (``likelihood`` resolved).
+    tweedie_power_ : float or None
+        The Tweedie power of ``likelihood_="tweedie"``, else None.
     noise_scale_ : ndarray of shape (n_experts,)
-        Standard deviation of each expert's Gaussian noise. It is floored at
-        ``1e-3`` times the standard deviation of ``y`` so that an expert that
-        interpolates its data (a deep tree) cannot make the likelihood infinite.
+        Standard deviation of each expert's Gaussian noise (Gaussian likelihood
+        only). It is floored at ``1e-3`` times the standard deviation of ``y`` so
+        that an expert that interpolates its data (a deep tree) cannot make the
+        likelihood infinite.
+    dispersion_ : ndarray of shape (n_experts,)
+        Each expert's dispersion: one over the Gamma shape, or the Tweedie ``phi``
+        (Gamma and Tweedie likelihoods only).
+    expert_priors_ : ndarray of shape (n_experts_kept,)
+        Each expert's prior: its gate weight averaged over the (weighted)
+        training data (flexmix's ``prior``); ``solver="em"`` and the joint
+        solvers alike.
+    kept_experts_ : ndarray of shape (n_experts_kept,)
+        The indices (among the ``n_experts`` fitted first) of the experts left
+        after ``min_prior``; all of them by default.
     n_iter_ : int
         EM iterations of the best initialisation.
     converged_ : bool
@@ -217,6 +271,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         verbose=0,
         n_jobs=None,
         reweighting=None,
+        gate_features=None,
+        min_prior=0.0,
         solver="em",
         hidden_layer_sizes=None,
         activation="relu",
@@ -227,7 +283,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        likelihood="auto",
     ):
+        self.likelihood = likelihood
         self.solver = solver
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -253,16 +311,33 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             verbose=verbose,
             n_jobs=n_jobs,
             reweighting=reweighting,
+            gate_features=gate_features,
+            min_prior=min_prior,
         )
 
     _parameter_constraints = {
         **BaseMixtureOfExperts._parameter_constraints,
         "solver": [StrOptions({"em", "adam"})],
+        "likelihood": [StrOptions({"auto", "gaussian", "poisson", "gamma", "tweedie"})],
         **STOCHASTIC_PARAMETER_CONSTRAINTS,
     }
 
     def _default_expert(self):
         return Ridge()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # counts and positive targets: the Poisson, Gamma and Tweedie likelihoods
+        if self.likelihood in ("poisson", "gamma", "tweedie"):
+            tags.target_tags.positive_only = True
+        elif self.likelihood == "auto":
+            templates = self.expert if isinstance(self.expert, list) else [self.expert]
+            tags.target_tags.positive_only = any(
+                template is not None
+                and _families.family_of_expert(template)[0] != "gaussian"
+                for template in templates
+            )
+        return tags
 
     def _check_expert(self, estimator, name):
         if not hasattr(estimator, "predict"):
@@ -313,12 +388,54 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             )
         X = self._check_sparse_solver(X)
         y = np.asarray(y, dtype=np.float64)
+        self._set_family()
+        if np.all(np.isfinite(y)):
+            _families.check_targets(self.likelihood_, y)
         return self._fit(X, y, sample_weight, fit_params, groups)
+
+    def _set_family(self):
+        """Set ``likelihood_`` and ``tweedie_power_`` from ``likelihood`` and the
+        experts, and forget the dispersion of another family from an earlier fit."""
+        templates = self._expert_templates()
+        families = [_families.family_of_expert(template) for template in templates]
+        if self.likelihood == "auto":
+            if len(set(families)) > 1:
+                raise ValueError(
+                    "likelihood='auto' takes the likelihood from the experts, which "
+                    f"disagree here ({sorted(set(f for f, _ in families))}); give "
+                    "experts of one family or set likelihood explicitly."
+                )
+            family, power = families[0]
+        elif self.likelihood == "tweedie":
+            powers = {power for family, power in families if family == "tweedie"}
+            if len(powers) != 1 or len(set(families)) != 1:
+                raise ValueError(
+                    "likelihood='tweedie' takes its power from TweedieRegressor "
+                    "experts with one power in (1, 2); got experts with the families "
+                    f"{sorted(set(f for f, _ in families))}. Use likelihood='auto' "
+                    "with TweedieRegressor experts, or another likelihood."
+                )
+            family, power = "tweedie", powers.pop()
+        else:
+            family, power = self.likelihood, None
+        if self.solver == "adam" and family != "gaussian":
+            raise ValueError(
+                "solver='adam' trains linear-Gaussian experts; got "
+                f"likelihood={self.likelihood!r} (resolved to {family!r}). Use "
+                "solver='em' for other likelihoods."
+            )
+        self.likelihood_, self.tweedie_power_ = family, power
+        kept = {"gaussian": "noise_scale_", "gamma": "dispersion_",
+                "tweedie": "dispersion_"}.get(family)
+        for name in ("noise_scale_", "dispersion_"):
+            if name != kept and hasattr(self, name):
+                delattr(self, name)
 
     def _encode_targets(self, y):
         y = np.asarray(y, dtype=np.float64)
         if y.ndim != 1 or not np.all(np.isfinite(y)):
             raise ValueError("y must be a 1-D array of finite numbers.")
+        _families.check_targets(self.likelihood_, y)
         return y
 
     def _solver_module(self):
@@ -352,6 +469,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._validate_params()
         check_stochastic_solver(self, regression=True)
         first_call = not hasattr(self, "experts_")
+        if first_call:
+            self._set_family()
         X, y = validate_data(
             self,
             X,
@@ -376,13 +495,37 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._target_scale = max(float(spread), 1e-12)
 
     def _after_m_step(self, X, y, weights):
-        residuals = y[:, None] - self._expert_predictions(X)
-        totals = np.maximum(weights.sum(axis=0), np.finfo(float).tiny)
-        variance = (weights * residuals**2).sum(axis=0) / totals
-        self.noise_scale_ = np.maximum(np.sqrt(variance), self._noise_floor)
+        dispersion = _families.fit_dispersion(
+            self.likelihood_,
+            y,
+            self._expert_predictions(X),
+            weights,
+            power=self.tweedie_power_,
+            floor=self._noise_floor**2,
+        )
+        if self.likelihood_ == "gaussian":
+            self.noise_scale_ = np.sqrt(dispersion)
+        elif dispersion is not None:
+            self.dispersion_ = dispersion
 
     def _extra_state(self):
-        return {"noise_scale_": self.noise_scale_}
+        return {
+            name: getattr(self, name)
+            for name in ("noise_scale_", "dispersion_")
+            if hasattr(self, name)
+        }
+
+    def _dispersion(self):
+        """Gaussian variance, Gamma ``1 / shape``, Tweedie ``phi``; None for Poisson."""
+        if self.likelihood_ == "gaussian":
+            return self.noise_scale_**2
+        return getattr(self, "dispersion_", None)
+
+    def _log_density(self, y, means):
+        """``log p_k(y_i)`` of every expert with mean ``means[i, k]``, shape (n, K)."""
+        return _families.log_density(
+            self.likelihood_, y, means, self._dispersion(), self.tweedie_power_
+        )
 
     def _expert_disagreement(self, X, routing_weights):
         # standardised by the spread of y, so the classifier's threshold applies
@@ -394,10 +537,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         return np.column_stack([expert.predict(X) for expert in self.experts_])
 
     def _expert_log_likelihood(self, X, y):
-        standardized = (y[:, None] - self._expert_predictions(X)) / self.noise_scale_
-        return (
-            -0.5 * standardized**2 - np.log(self.noise_scale_) - 0.5 * np.log(2 * np.pi)
-        )
+        return self._log_density(y, self._expert_predictions(X))
 
     def predict_expert(self, X):
         """Prediction of every expert, whatever the routing.
@@ -436,8 +576,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if return_std:
             weights, means = self._predictive_mixture(X)
             mean = (weights * means).sum(axis=1)
+            expert_variance = _families.variance(
+                self.likelihood_, means, self._dispersion(), self.tweedie_power_
+            )
             variance = (
-                weights * (self.noise_scale_**2 + (means - mean[:, None]) ** 2)
+                weights * (expert_variance + (means - mean[:, None]) ** 2)
             ).sum(axis=1)
             return mean, np.sqrt(variance)
         return self._combine(
@@ -487,11 +630,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         y = column_or_1d(check_array(y, ensure_2d=False, dtype=np.float64,
                                      input_name="y"))
         check_consistent_length(X, y)
+        _families.check_targets(self.likelihood_, y)
         weights, means = self._predictive_mixture(X)
-        standardized = (y[:, None] - means) / self.noise_scale_
-        log_normal = (
-            -0.5 * standardized**2 - np.log(self.noise_scale_) - 0.5 * np.log(2 * np.pi)
-        )
+        log_normal = self._log_density(y, means)
         with np.errstate(divide="ignore"):
             log_weights = np.log(weights)
         # experts without weight contribute nothing (log weight -inf)
@@ -521,6 +662,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             One column per level (a 1-D array for a scalar ``quantiles``).
         """
         X = self._validate_predict_input(X)
+        if self.likelihood_ != "gaussian":
+            raise ValueError(
+                "predict_quantiles inverts a mixture of Gaussians; this mixture was "
+                f"fitted with likelihood={self.likelihood_!r}. Use predict(X, "
+                "return_std=True) for its mean and spread."
+            )
         levels = np.asarray(quantiles, dtype=np.float64)
         if levels.ndim > 1 or not np.all((levels > 0) & (levels < 1)):
             raise ValueError(

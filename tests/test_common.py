@@ -8,7 +8,13 @@ pass ``sample_weight``, which such experts cannot honour; ``test_classifier.py``
 them.
 """
 
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import (
+    GammaRegressor,
+    LogisticRegression,
+    PoissonRegressor,
+    Ridge,
+    TweedieRegressor,
+)
 from sklearn.naive_bayes import GaussianNB
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -123,6 +129,13 @@ def _regressors():
                 expert, n_experts=3, routing=routing, init="pca", **FAST
             )
     yield MixtureOfExpertsRegressor(**FAST)
+    yield MixtureOfExpertsRegressor(PoissonRegressor(), init="pca", **FAST)
+    yield MixtureOfExpertsRegressor(
+        GammaRegressor(), gate_features=[0], init="pca", **FAST
+    )
+    yield MixtureOfExpertsRegressor(
+        TweedieRegressor(power=1.5), routing="hard", init="pca", **FAST
+    )
     yield MixtureOfExpertsRegressor(
         reweighting=AdversarialReweighting(batch_size=16, filtered=True),
         init="pca",

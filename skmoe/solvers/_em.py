@@ -358,6 +358,7 @@ def _m_step(mixture, X, y, weights, templates, responsibilities):
 
 def _fit_gate(mixture, X, responsibilities, weights):
     gate = mixture.gate_
+    X = mixture._gate_input(X)
     if isinstance(gate, SoftmaxGate):
         # EM needs an M-step that improves the gate, not its exact optimum
         # (generalised EM); the next M-step warm-starts from here.
