@@ -180,8 +180,25 @@ _ADAM_WEIGHTS = (
 )
 
 
+_TREES_TOPK_SPARSE_WEIGHTS = (
+    "Measured, not explained: with DecisionTreeClassifier experts under top-k routing the "
+    "sparse-data weight check fails while the dense one passes (sparse fits equal "
+    "dense fits for linear experts, tests/test_sparse.py); sklearn's sparse tree "
+    "splitter on repeated against weighted rows is the suspect, not investigated."
+)
+
+
 def _expected_failed_checks(estimator):
     reason = _weight_equivalence_failure(estimator)
+    expert = getattr(estimator, "expert", None)
+    if (
+        reason is None
+        and type(expert).__name__ == "DecisionTreeClassifier"
+        and getattr(estimator, "routing", None) == "topk"
+    ):
+        return {
+            "check_sample_weight_equivalence_on_sparse_data": _TREES_TOPK_SPARSE_WEIGHTS
+        }
     if reason is None:
         return {}
     # the sparse check runs for the estimators that take sparse X (solver="em");
