@@ -181,10 +181,11 @@ _ADAM_WEIGHTS = (
 
 
 _TREES_TOPK_SPARSE_WEIGHTS = (
-    "Measured, not explained: with DecisionTreeClassifier experts under top-k routing the "
-    "sparse-data weight check fails while the dense one passes (sparse fits equal "
-    "dense fits for linear experts, tests/test_sparse.py); sklearn's sparse tree "
-    "splitter on repeated against weighted rows is the suspect, not investigated."
+    "Measured, not explained: with DecisionTreeClassifier experts under top-k "
+    "routing the sparse-data weight check fails while the dense one passes "
+    "(sparse fits equal dense fits for linear experts, tests/test_sparse.py); "
+    "sklearn's sparse tree splitter on repeated against weighted rows is the "
+    "suspect, not investigated."
 )
 
 
