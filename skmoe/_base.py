@@ -867,7 +867,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
         ``-2 log L + p log n``, with ``log L`` the log-likelihood of ``y`` given
         ``X`` under the mixture's routing and ``p`` the number of free parameters
-        of the gate and the experts (:mod:`skmoe._criteria` says what is counted;
+        of the gate and the experts (:ref:`choosing_experts` says what is counted;
         penalised experts count their nominal coefficients). Lower is better; fit
         ``n_experts = 1, 2, ...`` and keep the smallest, as with flexmix's
         ``stepFlexmix`` or scikit-learn's ``GaussianMixture``.
