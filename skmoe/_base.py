@@ -855,12 +855,15 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         return log_norm, np.exp(log_joint - log_norm[:, None])
 
     def _criterion(self, X, y, penalty):
+        """The criterion ``penalty`` ("bic" or "aic") and the posterior over experts
+        (for ICL), from one pass over the data."""
         check_is_fitted(self)
         n_parameters = count_parameters(self)
-        log_likelihood, _ = self._log_likelihood_terms(X, y)
+        log_likelihood, posterior = self._log_likelihood_terms(X, y)
         n_samples = log_likelihood.shape[0]
         per_parameter = np.log(n_samples) if penalty == "bic" else 2.0
-        return -2.0 * float(log_likelihood.sum()) + per_parameter * n_parameters
+        value = -2.0 * float(log_likelihood.sum()) + per_parameter * n_parameters
+        return value, posterior
 
     def bic(self, X, y):
         """Bayesian information criterion of the mixture on ``(X, y)``.
@@ -881,7 +884,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         -------
         bic : float
         """
-        return self._criterion(X, y, "bic")
+        return self._criterion(X, y, "bic")[0]
 
     def aic(self, X, y):
         """Akaike information criterion of the mixture on ``(X, y)``.
@@ -897,7 +900,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         -------
         aic : float
         """
-        return self._criterion(X, y, "aic")
+        return self._criterion(X, y, "aic")[0]
 
     def icl(self, X, y):
         """Integrated completed likelihood criterion (ICL-BIC) on ``(X, y)``.
@@ -917,8 +920,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         -------
         icl : float
         """
-        bic = self._criterion(X, y, "bic")
-        _, posterior = self._log_likelihood_terms(X, y)
+        bic, posterior = self._criterion(X, y, "bic")
         positive = posterior > 0
         entropy = -float(np.sum(posterior[positive] * np.log(posterior[positive])))
         return bic + 2.0 * entropy
