@@ -57,12 +57,10 @@ _INITIAL_SOFTENING = 0.1
 _FAINT_PRIOR = 0.001
 # L-BFGS iterations of the default gate in one M-step (see _new_gate)
 _DEFAULT_GATE_MAX_ITER = 20
-# Sparse formats the mixtures take (with solver="em"); any other sparse format is
-# converted to CSR by validate_data, and CSC to CSR once in fit, since EM selects
-# rows (the routed views, the cross-fitting folds).
+# Sparse formats the mixtures take (with every solver); any other sparse format is
+# converted to CSR by validate_data, and CSC to CSR once in fit, since the solvers
+# select rows (EM's routed views, cross-fitting folds, minibatches).
 SPARSE_FORMATS = ["csr", "csc"]
-# Solvers that take sparse X (see _check_sparse_solver)
-_SPARSE_SOLVERS = ("em", "gradient")
 
 
 def _accepts_sample_weight(estimator):
@@ -771,21 +769,14 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         return self._features(self._check_sparse_solver(X))
 
     def _check_sparse_solver(self, X):
-        """``X`` row-sliceable (CSC as CSR); a clear error for a dense-only solver.
+        """``X`` row-sliceable: CSC as CSR, dense as it is.
 
-        ``solver="gradient"`` densifies one block of rows at a time for its
-        kernels; ``solver="adam"`` runs a whole epoch of minibatches in one numba
-        kernel over dense rows, so it refuses sparse ``X`` rather than densify it.
+        Every solver takes CSR: EM as it is, ``solver="gradient"`` and
+        ``solver="adam"`` densifying one block of rows (of whole minibatches) at a
+        time for their kernels, never the whole matrix.
         """
         if not sp.issparse(X):
             return X
-        solver = getattr(self, "solver", "em")
-        if solver not in _SPARSE_SOLVERS:
-            raise TypeError(
-                f"{type(self).__name__} with solver={solver!r} takes dense X only, "
-                "and got a sparse matrix. Use solver='em' (the default), which takes "
-                "sparse X (CSR or CSC) end to end, or densify X if it fits in memory."
-            )
         return X.tocsr() if X.format != "csr" else X
 
     def _features(self, X):
@@ -960,10 +951,8 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         tags.input_tags.allow_nan = False
         # sparse X reaches the gate and every expert as it is
         gate_sparse = self.gate is None or get_tags(self.gate).input_tags.sparse
-        tags.input_tags.sparse = (
-            getattr(self, "solver", "em") in _SPARSE_SOLVERS
-            and gate_sparse
-            and all(t.input_tags.sparse for t in expert_tags)
+        tags.input_tags.sparse = gate_sparse and all(
+            t.input_tags.sparse for t in expert_tags
         )
         tags.input_tags.pairwise = False
         tags.non_deterministic = any(t.non_deterministic for t in expert_tags)

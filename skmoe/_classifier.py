@@ -616,8 +616,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            A chunk of training data (dense: ``partial_fit`` is ``solver="adam"``'s).
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A chunk of training data: an array, a slice of a NumPy memmap, or a
+            CSR/CSC matrix (densified one chunk of minibatches at a time).
         y : array-like of shape (n_samples,)
             Its class labels.
         classes : array-like of shape (n_classes,), default=None

@@ -454,8 +454,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-            A chunk of training data (dense: ``partial_fit`` is ``solver="adam"``'s).
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A chunk of training data: an array, a slice of a NumPy memmap, or a
+            CSR/CSC matrix (densified one chunk of minibatches at a time).
         y : array-like of shape (n_samples,)
             Its numeric targets.
         sample_weight : array-like of shape (n_samples,), default=None

@@ -202,8 +202,8 @@ def _expected_failed_checks(estimator):
         }
     if reason is None:
         return {}
-    # the sparse check runs for the estimators that take sparse X (solver="em");
-    # it fails for the same reason as the dense one: sparse fits equal dense fits
+    # the sparse check runs too (every solver takes sparse X); it fails for the
+    # same reason as the dense one: sparse fits equal dense fits
     return {
         f"check_sample_weight_equivalence_on_{data}_data": reason
         for data in ("dense", "sparse")

@@ -193,24 +193,6 @@ def test_sparse_gradient_solver_equals_dense(reweighting, monkeypatch):
     )
 
 
-@pytest.mark.parametrize(
-    "estimator",
-    [
-        MixtureOfExpertsClassifier(solver="adam", max_iter=2),
-        MixtureOfExpertsRegressor(solver="adam", max_iter=2),
-    ],
-    ids=["classifier-adam", "regressor-adam"],
-)
-def test_dense_only_solvers_refuse_sparse_with_a_remedy(estimator):
-    X, y_class, y_value = _sparse_problem(n_samples=60)
-    y = y_value if isinstance(estimator, MixtureOfExpertsRegressor) else y_class
-    with pytest.raises(TypeError, match=r"solver='adam'.*solver='em'"):
-        estimator.fit(sp.csr_matrix(X), y)
-    estimator.fit(X, y)
-    with pytest.raises(TypeError, match=r"takes dense X only"):
-        estimator.predict(sp.csr_matrix(X))
-
-
 @pytest.mark.parametrize("direction", ["pca", "random", "vector"])
 @pytest.mark.parametrize("fmt", ["csr", "csc"])
 def test_covariate_shift_split_on_sparse_equals_dense(direction, fmt):

@@ -20,6 +20,7 @@ estimator's ``_features`` computes, so that prediction, pickling and
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import clone, is_regressor
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
@@ -41,7 +42,12 @@ from skmoe._kernels.stochastic import (
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, effective_sample_size
 from skmoe.solvers import _DISAGREEMENT_THRESHOLD, _REGRET_THRESHOLD
-from skmoe.solvers._gradient import _expert_params, _fitted_expert
+from skmoe.solvers._gradient import (
+    _DENSE_BLOCK_ELEMENTS,
+    _dense_blocks,
+    _expert_params,
+    _fitted_expert,
+)
 
 # Adam's moment decay rates and denominator offset (Kingma and Ba's defaults, as
 # torch.optim.AdamW and sklearn's MLP).
@@ -243,7 +249,7 @@ class _Layout:
 
     def features(self, X, theta):
         if not self.n_hidden:
-            return np.asarray(X, dtype=np.float64)
+            return X if sp.issparse(X) else np.asarray(X, dtype=np.float64)
         hidden, _, _ = self.views(theta)
         activation = "relu" if self.dims[5] == RELU else "tanh"
         return _hidden_features(X, hidden[:, :-1].T, hidden[:, -1], activation)
@@ -279,12 +285,27 @@ def _initial_theta(layout, X, y, weights, responsibilities, random_state):
     features = layout.features(X, theta)
     labels = np.argmax(responsibilities, axis=1)
     masses = np.bincount(labels, weights=weights, minlength=layout.n_experts)
-    centres = np.zeros((layout.n_experts, layout.n_inputs))
-    np.add.at(centres, labels, features * weights[:, None])
-    centres /= np.maximum(masses, np.finfo(float).tiny)[:, None]
-    spread = np.average(
-        ((features - centres[labels]) ** 2).sum(axis=1), weights=weights
+    # each cluster's weighted sum of rows as one (sparse) product: sparse X is never
+    # densified whole, dense X never copied
+    membership = sp.csr_matrix(
+        (weights, (labels, np.arange(labels.shape[0]))),
+        shape=(layout.n_experts, labels.shape[0]),
     )
+    centres = membership @ features
+    centres = np.asarray(
+        centres.toarray() if sp.issparse(centres) else centres, dtype=np.float64
+    )
+    centres /= np.maximum(masses, np.finfo(float).tiny)[:, None]
+    if sp.issparse(features):
+        # ||f - c||^2 = ||f||^2 - 2 f.c + ||c||^2 without densifying a row
+        squared = (
+            np.asarray(features.multiply(features).sum(axis=1)).ravel()
+            - 2 * np.asarray(features @ centres.T)[np.arange(labels.shape[0]), labels]
+            + (centres**2).sum(axis=1)[labels]
+        )
+    else:
+        squared = ((features - centres[labels]) ** 2).sum(axis=1)
+    spread = float(weights @ squared) / weights.sum()
     spread = max(float(spread), np.finfo(float).eps)
     gate[:, :-1] = centres / spread
     gate[:, -1] = -0.5 * (centres**2).sum(axis=1) / spread
@@ -425,27 +446,15 @@ class _Trainer:
             filtered, strength = reweighting.filtered, reweighting.filter_strength
         else:
             mode, eta, min_ess, filtered, strength = NO_TILT, 0.0, -1.0, False, 1.0
-        value, state["step"] = adam_epoch(
-            self.X,
-            self.y_class,
-            self.y_value,
-            self.weights,
-            self.groups,
-            rows,
-            self.mixture.batch_size,
-            state["theta"],
-            state["first_moment"],
-            state["second_moment"],
+        settings = (
             self.l2,
             self.decay,
             self.layout.free,
             self.layout.dims,
             float(self.mixture.learning_rate_init),
             total_steps,
-            state["step"],
-            _BETA1,
-            _BETA2,
-            _EPSILON,
+        )
+        tilt = (
             self.n_groups,
             mode,
             eta,
@@ -455,9 +464,51 @@ class _Trainer:
             _REGRET_THRESHOLD,
             _DISAGREEMENT_THRESHOLD,
             np.log(_NOISE_FLOOR),
-            used_weights,
         )
+
+        def run(X, y_class, y_value, weights, groups, order, used):
+            value, state["step"] = adam_epoch(
+                X, y_class, y_value, weights, groups, order,
+                self.mixture.batch_size, state["theta"], state["first_moment"],
+                state["second_moment"], *settings, state["step"],
+                _BETA1, _BETA2, _EPSILON, *tilt, used,
+            )  # fmt: skip
+            return value
+
+        if not sp.issparse(self.X):  # one call, X read in place (a memmap too)
+            return run(
+                self.X, self.y_class, self.y_value, self.weights, self.groups, rows,
+                used_weights,
+            )  # fmt: skip
+        total = float(self.weights[rows].sum())
+        value = 0.0
+        for chunk in self._sparse_chunks(rows):
+            chunk_used = np.zeros(chunk.shape[0])
+            chunk_value = run(
+                self.X[chunk].toarray(),
+                self.y_class[chunk],
+                self.y_value[chunk] if self.regression else self.y_value,
+                self.weights[chunk],
+                self.groups[chunk],
+                np.arange(chunk.shape[0]),
+                chunk_used,
+            )
+            # the kernel weighs each batch by its share of the chunk's weight
+            share = float(self.weights[chunk].sum()) / total if total > 0 else 0.0
+            value += share * chunk_value
+            used_weights[chunk] = share * chunk_used
         return value
+
+    def _sparse_chunks(self, rows):
+        """The epoch's shuffled ``rows`` cut into chunks of whole minibatches (at
+        most ``_DENSE_BLOCK_ELEMENTS`` elements, at least one minibatch), each
+        densified alone: the minibatches, and so the iterates, are those of the
+        dense fit, and memory stays bounded whatever the number of rows."""
+        batch_size = self.mixture.batch_size
+        n_batches = max(1, _DENSE_BLOCK_ELEMENTS // (batch_size * self.X.shape[1]))
+        size = n_batches * batch_size
+        for start in range(0, rows.shape[0], size):
+            yield rows[start : start + size]
 
     def losses(self, theta, rows=None):
         X = self.X if rows is None else self.X[rows]
@@ -465,9 +516,17 @@ class _Trainer:
         y_value = (
             self.y_value if rows is None or not self.regression else self.y_value[rows]
         )
-        return mixture_losses(
-            X, y_class, y_value, theta, self.layout.dims, np.empty(X.shape[0])
-        )
+        losses = np.empty(X.shape[0])
+        for block, X_block in _dense_blocks(X):
+            mixture_losses(
+                X_block,
+                y_class[block],
+                y_value[block] if self.regression else y_value,
+                theta,
+                self.layout.dims,
+                losses[block],
+            )
+        return losses
 
 
 def _standardisation(y, weights, regression):
