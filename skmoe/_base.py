@@ -9,12 +9,14 @@ how an expert is fitted on weighted data and how likely an expert finds the obse
 targets (:meth:`_expert_log_likelihood`).
 """
 
+import copy
 import warnings
 from abc import ABCMeta, abstractmethod
 from numbers import Integral, Real
 
 import numpy as np
 import scipy.sparse as sp
+from joblib import Parallel, delayed
 from scipy.special import logsumexp
 from sklearn.base import BaseEstimator, MetaEstimatorMixin, clone
 from sklearn.cluster import KMeans
@@ -122,6 +124,62 @@ def _seeded(estimator, random_state):
     if seeds:
         estimator.set_params(**seeds)
     return estimator
+
+
+def _run_start(mixture, X, y, weights, templates, init_index, random_state, warm):
+    """One start of the fit: a solver run from ``init``'s start (or, ``warm``,
+    from the fitted model), repeated after dropping the experts whose prior fell
+    below ``min_prior``; module level so that joblib can pickle it.
+
+    Runs on ``mixture`` itself (one start) or on a shallow copy (restarts through
+    joblib). Returns the solver's state with ``kept_experts_``, ``expert_priors_``
+    and ``_removed``: the attributes the solver deleted from ``mixture``, which the
+    caller deletes from the estimator when ``mixture`` was a copy.
+    """
+    random_state = check_random_state(random_state)
+    solver = mixture._solver_module()
+    before = set(vars(mixture))
+    n_experts = len(templates)
+    kept = np.arange(n_experts)
+    if warm:
+        responsibilities = None
+        kept = getattr(mixture, "kept_experts_", kept)
+    else:
+        mixture.experts_ = None  # no warm start across initialisations
+        responsibilities = mixture._initial_responsibilities(
+            X, weights, n_experts, random_state
+        )
+        mixture.gate_ = _seeded(mixture._new_gate(), random_state)
+    while True:
+        state = solver.run(
+            mixture,
+            X,
+            y,
+            weights,
+            [templates[k] for k in kept],
+            responsibilities,
+            init_index,
+            random_state,
+        )
+        priors = mixture._gate_priors(mixture._features(X), weights)
+        vanished = priors < mixture.min_prior
+        if not vanished.any() or vanished.all():
+            break
+        # flexmix's minprior: drop the experts whose prior fell below it and go on
+        # from the posteriors of the others, with a fresh gate
+        responsibilities = state["_expert_weights"][:, ~vanished]
+        totals = responsibilities.sum(axis=1, keepdims=True)
+        responsibilities = np.where(
+            totals > 0, responsibilities / np.where(totals > 0, totals, 1), 1.0
+        )
+        responsibilities /= responsibilities.sum(axis=1, keepdims=True)
+        kept = kept[~vanished]
+        mixture.experts_ = None
+        mixture.gate_ = _seeded(mixture._new_gate(), random_state)
+    state["kept_experts_"] = kept
+    state["expert_priors_"] = priors
+    state["_removed"] = sorted(before - set(vars(mixture)))
+    return state
 
 
 def _principal_slabs(X, weights, n_slabs):
@@ -369,48 +427,26 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         templates = [_seeded(template, random_state) for template in templates]
         warm = self.warm_start and hasattr(self, "experts_")
         n_init = 1 if warm else self.n_init
-        best = None
-        for init_index in range(n_init):
-            kept = np.arange(n_experts)
-            if warm:
-                responsibilities = None
-                kept = getattr(self, "kept_experts_", kept)
-            else:
-                self.experts_ = None  # no warm start across initialisations
-                responsibilities = self._initial_responsibilities(
-                    X, weights, n_experts, random_state
+        if n_init == 1:
+            best = _run_start(self, X, y, weights, templates, 0, random_state, warm)
+        else:
+            # every start on its own copy with its own seed, so that joblib can run
+            # them anywhere (processes, a Dask or Ray cluster) and the fit is the
+            # same whatever the backend and n_jobs; X, y and the weights are the
+            # same objects in every task, so loky memmaps them and Dask scatters
+            # them once per fit, not once per start
+            seeds = random_state.randint(np.iinfo(np.int32).max, size=n_init)
+            starts = Parallel(n_jobs=self.n_jobs)(
+                delayed(_run_start)(
+                    copy.copy(self), X, y, weights, templates, index, seed, False
                 )
-                self.gate_ = _seeded(self._new_gate(), random_state)
-            while True:
-                state = solver.run(
-                    self,
-                    X,
-                    y,
-                    weights,
-                    [templates[k] for k in kept],
-                    responsibilities,
-                    init_index,
-                    random_state,
-                )
-                priors = self._gate_priors(self._features(X), weights)
-                vanished = priors < self.min_prior
-                if not vanished.any() or vanished.all():
-                    break
-                # flexmix's minprior: drop the experts whose prior fell below it and
-                # go on from the posteriors of the others, with a fresh gate
-                responsibilities = state["_expert_weights"][:, ~vanished]
-                totals = responsibilities.sum(axis=1, keepdims=True)
-                responsibilities = np.where(
-                    totals > 0, responsibilities / np.where(totals > 0, totals, 1), 1.0
-                )
-                responsibilities /= responsibilities.sum(axis=1, keepdims=True)
-                kept = kept[~vanished]
-                self.experts_ = None
-                self.gate_ = _seeded(self._new_gate(), random_state)
-            state["kept_experts_"] = kept
-            state["expert_priors_"] = priors
-            if best is None or state["lower_bound_"] > best["lower_bound_"]:
-                best = state
+                for index, seed in enumerate(seeds)
+            )
+            best = max(starts, key=lambda state: state["lower_bound_"])  # first max
+            for name in best.pop("_removed"):
+                if hasattr(self, name):
+                    delattr(self, name)  # what the solver forgets of earlier fits
+        best.pop("_removed", None)
         templates = [templates[k] for k in best["kept_experts_"]]
         expert_weights = best.pop("_expert_weights")
         del self._groups

@@ -146,6 +146,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         gradient (the objective being a mean over samples) exceeds ``tol``.
     n_init : int, default=1
         Number of initialisations; the one with the best final likelihood is kept.
+        They run in parallel with ``n_jobs``.
     init : {"kmeans", "pca", "random", "random_partition"} or array-like, \
             default="kmeans"
         The start of EM: a partition of the samples into experts (for an
@@ -174,7 +175,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Print the likelihood at each iteration when positive.
     n_jobs : int, default=None
         Experts fitted in parallel through joblib (``None``: 1 unless in a
-        :func:`joblib.parallel_backend` context; ``-1``: all processors).
+        :func:`joblib.parallel_backend` context; ``-1``: all processors), and
+        the ``n_init`` starts when ``n_init > 1`` (each on its own seed drawn
+        from ``random_state``: the fit is the same for every ``n_jobs`` and
+        joblib backend, Dask's and Ray's included).
     reweighting : {"adversarial", "adversarial_filtered", "group_dro"}, \
             AdversarialReweighting, GroupDRO or None, default=None
         Train against adversarial sample weights (KL-DRO): after a warm-up, each

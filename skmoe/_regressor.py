@@ -95,7 +95,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     verbose : int, default=0
         Print the likelihood at each iteration when positive.
     n_jobs : int, default=None
-        Experts fitted in parallel through joblib.
+        Experts, and the ``n_init`` starts when ``n_init > 1``, fitted in parallel
+        through joblib, as for :class:`MixtureOfExpertsClassifier`.
     reweighting : {"adversarial", "adversarial_filtered", "group_dro"}, \
             AdversarialReweighting, GroupDRO or None, default=None
         Train against adversarial sample weights, as in

@@ -9,6 +9,8 @@ Dask's task stream that the work ran there, and that the model equals the ``n_jo
 fit on one process.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from distributed import Client, LocalCluster, get_task_stream
@@ -112,3 +114,82 @@ def test_scattered_arrays_give_the_same_model(client):
         n_experts=2, max_iter=3, random_state=0
     ).fit(X, y)
     assert_allclose(fitted.predict_proba(X[:100]), reference.predict_proba(X[:100]))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"expert": LogisticRegression(max_iter=1000), "init": "random"},
+        {"solver": "adam", "init": "random", "max_iter": 3, "batch_size": 32},
+    ],
+    ids=["em", "adam"],
+)
+def test_n_init_starts_on_dask_workers_equal_single_process_fit(client, iris, params):
+    X, y = iris
+    params = {"n_experts": 3, "n_init": 4, "max_iter": 5, "random_state": 0, **params}
+    reference = MixtureOfExpertsClassifier(n_jobs=1, **params).fit(X, y)
+    with get_task_stream(client) as stream, parallel_backend("dask"):
+        distributed = MixtureOfExpertsClassifier(**params).fit(X, y)
+    assert "_run_start" in _functions_run(stream)
+    workers = {task["worker"] for task in stream.data}
+    assert workers == set(client.scheduler_info()["workers"])  # both did work
+    assert_allclose(distributed.predict_proba(X), reference.predict_proba(X), atol=0)
+    assert distributed.lower_bound_ == reference.lower_bound_
+    assert distributed.n_iter_ == reference.n_iter_
+
+
+def test_n_init_starts_in_loky_processes_equal_single_process_fit(iris):
+    """n_jobs=2 runs the starts in two loky processes: the same model."""
+    X, y = iris
+    params = {"n_experts": 3, "n_init": 3, "init": "random", "max_iter": 5}
+    reference = MixtureOfExpertsClassifier(n_jobs=1, random_state=0, **params)
+    parallel = MixtureOfExpertsClassifier(n_jobs=2, random_state=0, **params)
+    reference.fit(X, y)
+    parallel.fit(X, y)
+    assert_allclose(parallel.predict_proba(X), reference.predict_proba(X), atol=0)
+    # the starts differ (their own seeds) and the best one is kept
+    single = [
+        MixtureOfExpertsClassifier(random_state=seed, **{**params, "n_init": 1})
+        for seed in range(3)
+    ]
+    assert reference.lower_bound_ >= max(
+        model.fit(X, y).lower_bound_ for model in single
+    ) - 0.05
+
+
+@pytest.fixture(scope="module")
+def ray_backend():
+    ray = pytest.importorskip("ray")
+    from ray.util.joblib import register_ray
+
+    with warnings.catch_warnings():
+        # Ray's notice about a future default for GPU visibility (no GPU here)
+        warnings.filterwarnings(
+            "ignore", "Tip: In future versions of Ray", FutureWarning
+        )
+        ray.init(
+            num_cpus=2,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+    register_ray()
+    yield ray
+    ray.shutdown()
+
+
+def test_n_init_starts_on_ray_equal_single_process_fit(ray_backend, iris):
+    X, y = iris
+    params = {
+        "expert": LogisticRegression(max_iter=1000),
+        "n_experts": 3,
+        "n_init": 3,
+        "init": "random",
+        "max_iter": 5,
+        "random_state": 0,
+    }
+    reference = MixtureOfExpertsClassifier(n_jobs=1, **params).fit(X, y)
+    with parallel_backend("ray"):
+        distributed = MixtureOfExpertsClassifier(**params).fit(X, y)
+    assert_allclose(distributed.predict_proba(X), reference.predict_proba(X), atol=0)
+    assert distributed.lower_bound_ == reference.lower_bound_
