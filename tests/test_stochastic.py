@@ -502,3 +502,23 @@ def test_class_conditional_tilt_keeps_the_predicted_base_rate():
     assert rates["tilt"] > y.mean() + 0.1
     assert abs(rates["within"] - y.mean()) < 0.03
     assert abs(rates["plain"] - y.mean()) < 0.03
+
+
+def test_restarts_forget_what_an_earlier_fit_left(data):
+    """With n_init > 1 the starts run on copies (through joblib); what the solver
+    deletes from an earlier fit is deleted from the estimator too."""
+    X, y = data
+    moe = _adam(early_stopping=True, max_iter=3)
+    moe.fit(X, y)
+    moe.partial_fit(X[:100], y[:100])
+    assert hasattr(moe, "validation_scores_")
+    assert hasattr(moe, "_partial_fit_random_state")
+    moe.set_params(early_stopping=False, n_init=2).fit(X, y)
+    assert not hasattr(moe, "validation_scores_")
+    assert not hasattr(moe, "_partial_fit_random_state")
+    # and partial_fit after this fit starts afresh from random_state, as after a
+    # single start
+    single = _adam(max_iter=3, n_init=2).fit(X, y)
+    single.partial_fit(X[:100], y[:100])
+    moe.partial_fit(X[:100], y[:100])
+    np.testing.assert_allclose(moe.predict_proba(X), single.predict_proba(X), atol=0)
