@@ -258,6 +258,7 @@ USER_GUIDE_ORDER = [
     "metrics",
     "shift",
     "federated",
+    "scaling",
 ]
 USER_GUIDE_MARKER = ".. user-guide-pages (filled in by conf.py)"
 
