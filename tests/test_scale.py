@@ -2,11 +2,13 @@
 
 Everything skmoe runs in parallel goes through joblib, so that
 ``joblib.parallel_backend("dask")`` with a ``dask.distributed`` client sends it to the
-cluster's workers: the experts of every M-step, the cross-fitting behind
-``expert_calibration``, and (through scikit-learn) cross-validation and grid search.
-These tests start a ``LocalCluster`` of two worker processes on 127.0.0.1, check with
-Dask's task stream that the work ran there, and that the model equals the ``n_jobs=1``
-fit on one process.
+cluster's workers: the experts of every M-step, the ``n_init`` starts, the
+cross-fitting behind ``expert_calibration``, and (through scikit-learn)
+cross-validation and grid search. These tests start a ``LocalCluster`` of two worker
+processes on 127.0.0.1, check with Dask's task stream that the work ran there, and
+that the model equals the ``n_jobs=1`` fit on one process; the ``n_init`` starts are
+also checked in two loky processes and on Ray's joblib backend (a local
+``ray.init(num_cpus=2)``; skipped without ray).
 """
 
 import warnings
@@ -147,14 +149,7 @@ def test_n_init_starts_in_loky_processes_equal_single_process_fit(iris):
     reference.fit(X, y)
     parallel.fit(X, y)
     assert_allclose(parallel.predict_proba(X), reference.predict_proba(X), atol=0)
-    # the starts differ (their own seeds) and the best one is kept
-    single = [
-        MixtureOfExpertsClassifier(random_state=seed, **{**params, "n_init": 1})
-        for seed in range(3)
-    ]
-    assert reference.lower_bound_ >= max(
-        model.fit(X, y).lower_bound_ for model in single
-    ) - 0.05
+    assert parallel.lower_bound_ == reference.lower_bound_
 
 
 @pytest.fixture(scope="module")
