@@ -299,8 +299,9 @@ def report(args, results, checkpoints, bayes, seconds_generate):
         "recipe sets it before each chunk to a cosine over the pass, from 1e-2 down "
         "to 0 (`cosine_rate()` in the script), as `fit` decays it over its epochs.",
         "",
-        "Each line is a fresh process; peak RSS is `resource.getrusage(RUSAGE_SELF)"
-        ".ru_maxrss` (Python, NumPy, scikit-learn, numba and its loaded kernels "
+        "Each row of the table is a fresh process; peak RSS is "
+        "`resource.getrusage(RUSAGE_SELF).ru_maxrss` (Python, NumPy, scikit-learn, "
+        "numba and its loaded kernels "
         "included), read after the warm-up and when the number of rows seen reaches "
         "each checkpoint.",
         "",
