@@ -52,6 +52,9 @@ _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 # unpenalised gate under soft and top-k routing, so that the first M-step's targets
 # are not a separable partition (see _initial_responsibilities).
 _INITIAL_SOFTENING = 0.1
+# k-means (init="kmeans") finds its centres on at most this many rows, drawn at
+# random, and assigns every row to the nearest; below it, on all of them.
+_KMEANS_MAX_ROWS = 20_000
 # An expert whose prior (mean gate weight on the training data) falls below this is
 # reported in a warning when min_prior does not drop it.
 _FAINT_PRIOR = 0.001
@@ -61,8 +64,8 @@ _DEFAULT_GATE_MAX_ITER = 20
 # converted to CSR by validate_data, and CSC to CSR once in fit, since EM selects
 # rows (the routed views, the cross-fitting folds).
 SPARSE_FORMATS = ["csr", "csc"]
-# Solvers that take sparse X (see _check_sparse_solver)
-_SPARSE_SOLVERS = ("em", "gradient")
+# Solvers that take sparse X (see _check_sparse_solver); "auto" trains it by EM
+_SPARSE_SOLVERS = ("auto", "em", "gradient")
 
 
 def _accepts_sample_weight(estimator):
@@ -548,15 +551,23 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if self.init == "pca":
             return _principal_slabs(X, weights, n_experts)
         if self.init == "kmeans":
-            labels = (
-                KMeans(
-                    n_clusters=n_experts,
-                    n_init=1,
-                    random_state=random_state.randint(np.iinfo(np.int32).max),
-                )
-                .fit(X, sample_weight=weights)
-                .labels_
+            kmeans = KMeans(
+                n_clusters=n_experts,
+                n_init=1,
+                random_state=random_state.randint(np.iinfo(np.int32).max),
             )
+            weighted = np.flatnonzero(weights > 0)
+            if weighted.shape[0] > _KMEANS_MAX_ROWS:
+                # the centres of a uniform subsample (weighted as the data): on
+                # 200k rows, k-means on all of them cost 8 LogisticRegression fits,
+                # a third of an Adam fit (benchmarks/README_time_to_good_model.md)
+                sample = np.sort(
+                    random_state.choice(weighted, _KMEANS_MAX_ROWS, replace=False)
+                )
+                kmeans.fit(X[sample], sample_weight=weights[sample])
+                labels = kmeans.predict(X)
+            else:
+                labels = kmeans.fit(X, sample_weight=weights).labels_
             # duplicated points can leave a cluster empty: give it a random sample
             for k in np.setdiff1d(np.arange(n_experts), labels):
                 labels[random_state.choice(n_samples, size=1)] = k
@@ -783,8 +794,9 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if solver not in _SPARSE_SOLVERS:
             raise TypeError(
                 f"{type(self).__name__} with solver={solver!r} takes dense X only, "
-                "and got a sparse matrix. Use solver='em' (the default), which takes "
-                "sparse X (CSR or CSC) end to end, or densify X if it fits in memory."
+                "and got a sparse matrix. Use solver='em' or 'auto' (which trains "
+                "sparse X by EM): EM takes sparse X (CSR or CSC) end to end. Or "
+                "densify X if it fits in memory."
             )
         return X.tocsr() if X.format != "csr" else X
 

@@ -17,7 +17,7 @@ from sklearn.utils.validation import validate_data
 from skmoe._base import _LOG_TINY, SPARSE_FORMATS, BaseMixtureOfExperts
 from skmoe._validation import explained_input_errors
 from skmoe.calibration import ProbabilityCalibrator
-from skmoe.solvers import _em, _gradient, _stochastic
+from skmoe.solvers import _auto, _em, _gradient, _stochastic
 from skmoe.solvers._stochastic import (
     STOCHASTIC_PARAMETER_CONSTRAINTS,
     check_stochastic_solver,
@@ -80,6 +80,10 @@ def _aligned_proba(expert, X, n_classes):
     aligned = np.zeros((X.shape[0], n_classes))
     aligned[:, seen.astype(np.intp)] = proba
     return aligned
+
+
+# The module of skmoe.solvers behind each named solver
+_SOLVERS = {"em": _em, "gradient": _gradient, "adam": _stochastic}
 
 
 def _uses_adam(mixture):
@@ -467,7 +471,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         gate_features=None,
         min_prior=0.0,
         expert_calibration=None,
-        solver="em",
+        solver="auto",
         hidden_layer_sizes=None,
         activation="relu",
         batch_size=128,
@@ -514,7 +518,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             None,
             StrOptions({"sigmoid", "isotonic", "temperature"}),
         ],
-        "solver": [StrOptions({"em", "gradient", "adam"})],
+        "solver": [StrOptions({"auto", "em", "gradient", "adam"})],
         **STOCHASTIC_PARAMETER_CONSTRAINTS,
     }
 
@@ -575,15 +579,17 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             The fitted mixture.
         """
         self._validate_params()
-        self._solver_module().check(self)  # before the data: parameter errors first
-        if self.solver != "adam":
-            forget_adam_fit(self)
+        # before the data: parameter errors first ("auto" can always fall back on EM)
+        _SOLVERS[self.solver if self.solver != "auto" else "em"].check(self)
         self._raise_for_fit_params(fit_params)
         with explained_input_errors(self):
             X, y = validate_data(
                 self, X, y, dtype=[np.float64, np.float32],
                 accept_sparse=SPARSE_FORMATS,
             )
+        self.solver_ = self.solver if self.solver != "auto" else _auto.choose(self, X)
+        if self.solver_ != "adam":
+            forget_adam_fit(self)
         X = self._check_sparse_solver(X)
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
@@ -595,7 +601,10 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         return self._fit(X, encoded, sample_weight, fit_params, groups)
 
     def _solver_module(self):
-        return {"gradient": _gradient, "adam": _stochastic}.get(self.solver, _em)
+        if self.solver != "auto":
+            return _SOLVERS[self.solver]
+        # Adam chosen by "auto" runs its epoch budget (skmoe.solvers._auto)
+        return _auto if getattr(self, "solver_", "em") == "adam" else _em
 
     @available_if(_uses_adam)
     def partial_fit(self, X, y, classes=None, sample_weight=None):
@@ -667,6 +676,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         partial_fit_stochastic(
             self, X, encoded, sample_weight, first_call, regression=False
         )
+        self.solver_ = "adam"
         # soft routing: an expert lacking a class gives it no mass of its own
         self.unseen_class_proba_ = np.zeros((len(self.experts_), len(self.classes_)))
         return self
