@@ -242,7 +242,7 @@ def main():
                 y,
             )
             curve.append((seconds, held_out_loss(model, X_test, y_test)))
-            print(f"adam {epochs} epochs: {seconds:.2f} s, {curve[-1][1]:.4f}", flush=True)
+            print(f"adam {epochs}: {seconds:.2f} s, {curve[-1][1]:.4f}", flush=True)
         results["solver='adam' (max_iter = epochs)"] = (
             curve,
             "one fit per budget: " + ", ".join(str(e) for e in ADAM_EPOCHS),
