@@ -18,8 +18,9 @@ other jobs on a shared machine do not inflate them. How each solver is followed:
   experts and gate after every M-step, copied by a hook on the E-step;
 - ``solver="gradient"`` (``max_iter=500``): the coefficients after every L-BFGS
   iteration, by a hook on its ``minimize`` call;
-- ``solver="adam"``: one fresh fit per budget of epochs (the cosine schedule spans
-  ``max_iter``), as a user would choose ``max_iter``;
+- ``solver="adam"`` (minibatches of 128, its default, and of 16): one fresh fit
+  per budget of epochs (the cosine schedule spans ``max_iter``), as a user would
+  choose ``max_iter``;
 - the default ``MixtureOfExpertsClassifier(LogisticRegression(), n_experts=8)``
   (``solver="auto"``): one fit per seed in ``--seeds``, as it comes.
 
@@ -54,7 +55,13 @@ N_FEATURES, N_EXPERTS, N_CLASSES = 20, 8, 3
 # Scales of the gate's and the experts' coefficient vectors: a sharp gate and
 # confident experts, for a Bayes log loss near 0.21
 GATE_SCALE, EXPERT_SCALE = 13.0, 15.0
-ADAM_EPOCHS = (1, 2, 3, 5, 7, 10, 15, 20)
+# (key for --skip, label, parameters, budgets of epochs) of solver="adam": its
+# defaults (minibatches of 128), and minibatches of 16, whose progress per epoch is
+# larger here
+ADAM_LADDERS = [
+    ("adam", "", {}, (1, 2, 3, 5, 7, 10, 15, 20)),
+    ("adam-batch16", ", batch_size=16", {"batch_size": 16}, (1, 2, 3, 5)),
+]
 clock = time.process_time
 
 
@@ -164,6 +171,26 @@ def trace_gradient(params, X, y, X_test, y_test):
     return curve, total, model
 
 
+def adam_curve(params, budgets, X, y, X_test, y_test):
+    """Held-out log loss of one ``solver="adam"`` fit per budget of epochs."""
+    curve = []
+    for epochs in budgets:
+        seconds, model = timed_fit(
+            MixtureOfExpertsClassifier(
+                n_experts=N_EXPERTS,
+                solver="adam",
+                max_iter=epochs,
+                random_state=0,
+                **params,
+            ),
+            X,
+            y,
+        )
+        curve.append((seconds, held_out_loss(model, X_test, y_test)))
+        print(f"adam {params} {epochs}: {seconds:.2f} s, {curve[-1][1]:.4f}")
+    return curve
+
+
 def timed_fit(model, X, y):
     tic = clock()
     model.fit(X, y)
@@ -189,7 +216,12 @@ def main():
     parser.add_argument("--gradient-max-iter", type=int, default=500)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--margin", type=float, default=0.01)
-    parser.add_argument("--skip", nargs="*", default=[], help="solvers to leave out")
+    parser.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        help="leave out: default, adam, adam-batch16, gradient, em-soft, em-hard",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
     wall = time.perf_counter()
@@ -231,22 +263,12 @@ def main():
                 f"solver_={model.solver_!r}, n_iter_={model.n_iter_}",
             )
             print(f"default seed {seed}: {seconds:.2f} s, {loss:.4f}", flush=True)
-    if "adam" not in args.skip:
-        curve = []
-        for epochs in ADAM_EPOCHS:
-            seconds, model = timed_fit(
-                MixtureOfExpertsClassifier(
-                    n_experts=N_EXPERTS, solver="adam", max_iter=epochs, random_state=0
-                ),
-                X,
-                y,
+    for key, label, params, budgets in ADAM_LADDERS:
+        if key not in args.skip:
+            results[f"solver='adam'{label} (max_iter = epochs)"] = (
+                adam_curve(params, budgets, X, y, X_test, y_test),
+                "one fit per budget of epochs: " + ", ".join(map(str, budgets)),
             )
-            curve.append((seconds, held_out_loss(model, X_test, y_test)))
-            print(f"adam {epochs}: {seconds:.2f} s, {curve[-1][1]:.4f}", flush=True)
-        results["solver='adam' (max_iter = epochs)"] = (
-            curve,
-            "one fit per budget: " + ", ".join(str(e) for e in ADAM_EPOCHS),
-        )
     if "gradient" not in args.skip:
         curve, total, model = trace_gradient(
             {"max_iter": args.gradient_max_iter, "random_state": 0},
