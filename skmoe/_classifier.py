@@ -239,17 +239,18 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
     solver : {"auto", "em", "gradient", "adam"}, default="auto"
         How the mixture is trained. ``"auto"`` (``solver_`` says which it took):
         ``"adam"`` for at most ``max_iter`` epochs and about 10,000 minibatch
-        steps (whole epochs: 7 of 200,000 rows in minibatches of 128, 26 of
-        50,000) when the data are dense with at least 50,000 rows and the model
+        steps (whole epochs: 7 of 200,000 rows in minibatches of 128, 13 of
+        100,000) when the data are dense with at least 100,000 rows and the model
         is one ``"adam"`` trains as EM would: soft routing, the softmax gate,
         ``LogisticRegression`` experts with an L2 penalty (or none) and no
         ``class_weight``, and no ``reweighting``, ``gate_features``,
         ``min_prior`` or ``hidden_layer_sizes``; ``"em"`` otherwise, and so on
-        every data set of fewer than 50,000 rows. On a known mixture of 8
-        logistic experts (200,000 rows, 20 features, 3 classes) EM took over
-        1,500 times one ``LogisticRegression`` fit and stopped at a held-out log
-        loss of 0.54 (Bayes 0.21), where ``"auto"`` reaches 0.22-0.23 in about
-        16 times (``benchmarks/README_time_to_good_model.md``). ``"em"``: EM
+        every data set of fewer than 100,000 rows. On a known mixture of 8
+        logistic experts (20 features, 3 classes, held-out Bayes log loss 0.21)
+        EM on 100,000 rows stopped at a held-out log loss of 0.33 after 1,539
+        times one ``LogisticRegression`` fit, where ``"auto"`` reaches 0.22-0.23
+        in 16-29 times on 100,000 to 200,000 rows
+        (``benchmarks/README_time_to_good_model.md``). ``"em"``: EM
         (soft, hard or top-k as
         ``routing`` says), with any experts whose ``fit`` accepts
         ``sample_weight``. ``"gradient"``: the gate and the experts are trained

@@ -2,14 +2,15 @@
 
 EM refits every expert and the gate at each iteration, and on many rows with
 linear experts it is both slow and slow to converge: on a known mixture of 8
-logistic experts (200,000 rows, 20 features) it took over 1,500 times one
-``LogisticRegression`` fit and stopped at a held-out log loss of 0.54 against the
-Bayes 0.21, where minibatch AdamW (``solver="adam"``) trains the same model to
-0.22-0.23 in about 10-30 times (``benchmarks/README_time_to_good_model.md``).
+logistic experts (20 features, 3 classes, held-out Bayes log loss 0.21), EM on
+100,000 rows stopped at a held-out log loss of 0.33 after 1,539 times one
+``LogisticRegression`` fit, and on 200,000 rows was at 0.86 after 30 iterations
+(657 times), where minibatch AdamW (``solver="adam"``) trains the same model to
+0.22-0.23 in 16-29 times (``benchmarks/README_time_to_good_model.md``).
 ``"auto"`` picks ``"adam"`` where it trains the same model as EM and is measured
 to be faster and no worse, and EM everywhere else:
 
-- at least :data:`MIN_SAMPLES` rows, dense ``X``;
+- at least :data:`MIN_SAMPLES` (100,000) rows, dense ``X``;
 - soft routing, the default gate or a :class:`~skmoe.gating.SoftmaxGate`, and
   ``LogisticRegression`` experts with an L2 penalty (or none) and no
   ``class_weight`` (the model ``solver="adam"`` trains);
@@ -27,15 +28,19 @@ from sklearn.base import is_regressor
 
 from skmoe.solvers import _stochastic
 
-# Fewest rows for which "auto" trains by Adam. Below, EM's fits of the bundled
-# data sets (benchmarks/bench_quality.py, all under 2,000 rows) stay as they were;
-# at 50,000 rows of the known mixture, EM's iterations already cost about 10 times
-# one LogisticRegression fit each, and Adam's step budget is about 26 epochs.
-MIN_SAMPLES = 50_000
+# Fewest rows for which "auto" trains by Adam, measured on the known mixture of 8
+# logistic experts (benchmarks/README_time_to_good_model.md): at 50,000 rows EM
+# converged to a held-out log loss of 0.224 (in 1,167 LogisticRegression fits)
+# where Adam's step budget gave 0.234-0.237 and once 0.421: EM stays. At 100,000,
+# EM stopped at 0.332 (64 iterations, 1,539 fits) and Adam gave 0.225-0.227 in
+# 27-29 fits. The bundled data sets of benchmarks/bench_quality.py are far below.
+MIN_SAMPLES = 100_000
 # Minibatch steps of an "auto" Adam fit: on the known mixture of 8 logistic
 # experts, 7 epochs of 200,000 rows (10,900 steps of 128 rows) reached a held-out
-# log loss of 0.223-0.234 (Bayes 0.213) over three seeds; 5 epochs 0.235, 10
-# epochs 0.219 (benchmarks/README_time_to_good_model.md).
+# log loss of 0.222-0.225 (Bayes 0.211) over three seeds in 16-18 times one
+# LogisticRegression fit, 13 epochs of 100,000 rows 0.225-0.227 in 27-29 times;
+# 15,000 steps gave 0.218-0.219 but 39 times at 100,000 rows, over the 30 of
+# issue 13 (benchmarks/README_time_to_good_model.md).
 STEP_BUDGET = 10_000
 
 
