@@ -54,7 +54,7 @@ _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 _INITIAL_SOFTENING = 0.1
 # k-means (init="kmeans") finds its centres on at most this many rows, drawn at
 # random, and assigns every row to the nearest; below it, on all of them.
-_KMEANS_MAX_ROWS = 10_000
+_KMEANS_MAX_ROWS = 20_000
 # An expert whose prior (mean gate weight on the training data) falls below this is
 # reported in a warning when min_prior does not drop it.
 _FAINT_PRIOR = 0.001
