@@ -49,6 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_core import machine_description  # noqa: E402
 
 from skmoe import MixtureOfExpertsClassifier  # noqa: E402
+from skmoe import _base as skmoe_base  # noqa: E402
 from skmoe.solvers import _em, _gradient  # noqa: E402
 
 N_FEATURES, N_EXPERTS, N_CLASSES = 20, 8, 3
@@ -217,6 +218,13 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--margin", type=float, default=0.01)
     parser.add_argument(
+        "--kmeans-rows",
+        type=int,
+        default=None,
+        help="rows the k-means start finds its centres on (skmoe._base."
+        "_KMEANS_MAX_ROWS; default: the library's)",
+    )
+    parser.add_argument(
         "--skip",
         nargs="*",
         default=[],
@@ -224,8 +232,11 @@ def main():
     )
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
+    if args.kmeans_rows is not None:
+        skmoe_base._KMEANS_MAX_ROWS = args.kmeans_rows
     wall = time.perf_counter()
     print("\n".join(machine_description()))
+    print(f"k-means start on at most {skmoe_base._KMEANS_MAX_ROWS} rows")
     X, y, log_proba = make_known_mixture(args.n_train + args.n_test)
     X_test, y_test = X[args.n_train :], y[args.n_train :]
     bayes = -float(log_proba[args.n_train :].mean())
