@@ -50,7 +50,7 @@ from bench_core import machine_description  # noqa: E402
 
 from skmoe import MixtureOfExpertsClassifier  # noqa: E402
 from skmoe import _base as skmoe_base  # noqa: E402
-from skmoe.solvers import _em, _gradient  # noqa: E402
+from skmoe.solvers import _auto, _em, _gradient  # noqa: E402
 
 N_FEATURES, N_EXPERTS, N_CLASSES = 20, 8, 3
 # Scales of the gate's and the experts' coefficient vectors: a sharp gate and
@@ -230,13 +230,25 @@ def main():
         default=[],
         help="leave out: default, adam, adam-batch16, gradient, em-soft, em-hard",
     )
+    parser.add_argument(
+        "--auto-min-samples",
+        type=int,
+        default=None,
+        help="fewest rows for which solver='auto' takes Adam (skmoe.solvers._auto."
+        "MIN_SAMPLES; default: the library's)",
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore", ConvergenceWarning)
+    if args.auto_min_samples is not None:
+        _auto.MIN_SAMPLES = args.auto_min_samples
     if args.kmeans_rows is not None:
         skmoe_base._KMEANS_MAX_ROWS = args.kmeans_rows
     wall = time.perf_counter()
     print("\n".join(machine_description()))
-    print(f"k-means start on at most {skmoe_base._KMEANS_MAX_ROWS} rows")
+    print(
+        f"k-means start on at most {skmoe_base._KMEANS_MAX_ROWS} rows; "
+        f"solver='auto' takes Adam from {_auto.MIN_SAMPLES} rows"
+    )
     X, y, log_proba = make_known_mixture(args.n_train + args.n_test)
     X_test, y_test = X[args.n_train :], y[args.n_train :]
     bayes = -float(log_proba[args.n_train :].mean())
