@@ -54,6 +54,9 @@ _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 # unpenalised gate under soft and top-k routing, so that the first M-step's targets
 # are not a separable partition (see _initial_responsibilities).
 _INITIAL_SOFTENING = 0.1
+# k-means (init="kmeans") finds its centres on at most this many rows, drawn at
+# random, and assigns every row to the nearest; below it, on all of them.
+_KMEANS_MAX_ROWS = 20_000
 # An expert whose prior (mean gate weight on the training data) falls below this is
 # reported in a warning when min_prior does not drop it.
 _FAINT_PRIOR = 0.001
@@ -582,15 +585,23 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if self.init == "pca":
             return _principal_slabs(X, weights, n_experts)
         if self.init == "kmeans":
-            labels = (
-                KMeans(
-                    n_clusters=n_experts,
-                    n_init=1,
-                    random_state=random_state.randint(np.iinfo(np.int32).max),
-                )
-                .fit(X, sample_weight=weights)
-                .labels_
+            kmeans = KMeans(
+                n_clusters=n_experts,
+                n_init=1,
+                random_state=random_state.randint(np.iinfo(np.int32).max),
             )
+            weighted = np.flatnonzero(weights > 0)
+            if weighted.shape[0] > _KMEANS_MAX_ROWS:
+                # the centres of a uniform subsample (weighted as the data): on
+                # 200k rows, k-means on all of them cost 8 LogisticRegression fits,
+                # a third of an Adam fit (benchmarks/README_time_to_good_model.md)
+                sample = np.sort(
+                    random_state.choice(weighted, _KMEANS_MAX_ROWS, replace=False)
+                )
+                kmeans.fit(X[sample], sample_weight=weights[sample])
+                labels = kmeans.predict(X)
+            else:
+                labels = kmeans.fit(X, sample_weight=weights).labels_
             # duplicated points can leave a cluster empty: give it a random sample
             for k in np.setdiff1d(np.arange(n_experts), labels):
                 labels[random_state.choice(n_samples, size=1)] = k

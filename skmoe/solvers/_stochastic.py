@@ -581,11 +581,13 @@ def run_stochastic(
     init_index,
     random_state,
     regression=False,
+    max_iter=None,
 ):
     """Train the mixture by minibatch AdamW from ``responsibilities`` (None: from the
     fitted model); return the state the solvers' ``run`` returns (:mod:`skmoe.sol­vers`).
 
-    ``max_iter`` counts epochs; a cosine schedule that runs to its end (rate
+    ``max_iter`` counts epochs (None: the mixture's; ``solver="auto"`` passes its
+    budget); a cosine schedule that runs to its end (rate
     zero) counts as converged. Without early stopping training stops after
     ``n_iter_no_change`` epochs whose mean training objective improved by less than
     ``tol`` on the best so far (as sklearn's MLP); with it, after as many epochs
@@ -595,6 +597,8 @@ def run_stochastic(
     stops improving first) is untilted, and the tracking of the best iterate starts
     again when the tilt starts.
     """
+    if max_iter is None:
+        max_iter = mixture.max_iter
     y_mean, y_scale = _standardisation(y, weights, regression)
     y_fit = (y - y_mean) / y_scale if regression else y
     train, validation = _validation_split(mixture, y, regression, random_state)
@@ -627,10 +631,10 @@ def run_stochastic(
     batch_size = min(mixture.batch_size, train.size)
     steps_per_epoch = -(-train.size // batch_size)
     total_steps = (
-        mixture.max_iter * steps_per_epoch if mixture.learning_rate == "cosine" else 0
+        max_iter * steps_per_epoch if mixture.learning_rate == "cosine" else 0
     )
     reweighting = trainer.reweighting
-    n_warmup = 0 if reweighting is None else reweighting._n_warmup(mixture.max_iter)
+    n_warmup = 0 if reweighting is None else reweighting._n_warmup(max_iter)
     tilting = reweighting is not None and n_warmup == 0
     used_weights = np.zeros(X.shape[0])
     best_used = None
@@ -638,7 +642,7 @@ def run_stochastic(
     best_score, best_theta, stall = -np.inf, None, 0
     converged = False
     n_iter = 0
-    for n_iter in range(1, mixture.max_iter + 1):
+    for n_iter in range(1, max_iter + 1):
         if reweighting is not None and not tilting and n_iter > n_warmup:
             tilting, best_score, best_theta, stall = True, -np.inf, None, 0
         rows = random_state.permutation(train)
@@ -679,7 +683,7 @@ def run_stochastic(
                 continue  # the warm-up ends early: the untilted objective settled
             converged = True
             break
-    if mixture.learning_rate == "cosine" and n_iter == mixture.max_iter:
+    if mixture.learning_rate == "cosine" and n_iter == max_iter:
         # the schedule ran to its end, where the rate is zero: the iterate no
         # longer moves, which is the convergence this schedule promises
         converged = True
@@ -732,9 +736,19 @@ def check(mixture):
     return check_stochastic_solver(mixture, regression=is_regressor(mixture))
 
 
-def run(mixture, X, y, weights, templates, responsibilities, init_index, random_state):
+def run(
+    mixture,
+    X,
+    y,
+    weights,
+    templates,
+    responsibilities,
+    init_index,
+    random_state,
+    max_iter=None,
+):
     """The solvers' interface (:mod:`skmoe.solvers`): :func:`run_stochastic` for
-    either mixture."""
+    either mixture, for at most ``max_iter`` epochs (None: the mixture's)."""
     return run_stochastic(
         mixture,
         X,
@@ -745,6 +759,7 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
         init_index,
         random_state,
         regression=is_regressor(mixture),
+        max_iter=max_iter,
     )
 
 
