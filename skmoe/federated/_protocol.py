@@ -154,18 +154,36 @@ def train_gate(
 
 
 # ---------------------------------------------------------------- client functions
-def client_summary(embedding, y, n_classes):
+def client_summary(embedding, y, n_classes, instruction=None, common_predictions=None):
     """What a client tells the server once: its size, label counts, embedding moments.
 
     The moments standardise the embedding for the gate; the label counts let the
-    server choose anchor clients with distinct label sets.
+    server choose anchor clients. With ``instruction["share_label_counts"]`` false
+    the counts stay at home: the client sends, if the server gave it
+    ``label_groups``, only how many of its samples fall in each group (what binding
+    a group to its most concentrated client needs), else nothing about its labels.
+    ``common_predictions`` (the common expert's encoded predictions of the client's
+    samples) adds how many it gets right, for the common expert's accuracy.
     """
-    return {
+    instruction = {} if instruction is None else instruction
+    summary = {
         "n_samples": int(embedding.shape[0]),
-        "label_counts": np.bincount(y, minlength=n_classes).astype(np.float64),
         "embedding_sum": embedding.sum(axis=0),
         "embedding_sum_squares": (embedding**2).sum(axis=0),
     }
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    if instruction.get("share_label_counts", True):
+        summary["label_counts"] = counts
+    elif instruction.get("label_groups") is not None:
+        summary["group_counts"] = np.array(
+            [
+                counts[np.asarray(g, dtype=np.intp)].sum()
+                for g in instruction["label_groups"]
+            ]
+        )
+    if common_predictions is not None:
+        summary["n_common_correct"] = int(np.sum(np.asarray(common_predictions) == y))
+    return summary
 
 
 def client_gate_scores(embedding, instruction):
