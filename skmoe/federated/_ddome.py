@@ -1,5 +1,6 @@
 """DDOMEClassifier: joint gating-expert training over decentralized clients."""
 
+import inspect
 import warnings
 from numbers import Integral, Real
 
@@ -333,6 +334,15 @@ default="auto"
                 f"n_experts={self.n_experts}."
             )
         template = default_expert() if self.expert is None else clone(self.expert)
+        if "sample_weight" not in inspect.signature(template.partial_fit).parameters:
+            # each expert learns from a client's samples weighted by the routing
+            # posterior; an expert that cannot weight them cannot be shared
+            raise ValueError(
+                f"The expert's partial_fit takes no sample_weight "
+                f"(expert={self.expert!r}); DDOME weights each expert's samples by "
+                "the routing posterior. MLPClassifier takes it from scikit-learn "
+                "1.7 on: upgrade scikit-learn, or use a linear SGDClassifier."
+            )
         anchors = self._anchor_indices()
         groups = self._label_group_indices()
         if not self.share_label_counts and (

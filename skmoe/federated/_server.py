@@ -107,7 +107,8 @@ def derive_label_groups(label_counts, n_groups):
 
     Greedy and balanced: group ``m`` gets ``s_m`` of the labels not yet grouped (the
     sizes differ by at most one, larger first), namely the ``s_m`` labels that the
-    client most concentrated on ``s_m`` ungrouped labels holds most of. A label no
+    client most concentrated on ``s_m`` ungrouped labels holds most of (its share of
+    samples in them, times the share of them it holds at all). A label no
     client holds goes to the smallest group last, so that every label has an expert.
 
     Parameters
@@ -133,9 +134,12 @@ def derive_label_groups(label_counts, n_groups):
     for size in sizes:
         available = np.where(free, counts, -1.0)
         top = np.argsort(-available, axis=1, kind="stable")[:, :size]
-        mass = np.take_along_axis(np.where(free, counts, 0.0), top, axis=1).sum(1)
-        # most concentrated client first, then the one with the most samples there
-        best = int(np.lexsort((-mass, -mass / totals))[0])
+        in_top = np.take_along_axis(np.where(free, counts, 0.0), top, axis=1)
+        mass = in_top.sum(axis=1)
+        # concentration times the share of the group the client holds at all: a
+        # client holding one label only would leave the group's others uncovered
+        score = mass / totals * (in_top > 0).sum(axis=1) / size
+        best = int(np.lexsort((-mass, -score))[0])
         group = [label for label in top[best] if free[label]][:size]
         # a client with fewer free labels than the group's size leaves room: fill
         # it with the free labels most held overall
