@@ -232,6 +232,16 @@ def run_flower_simulation(estimator, X, y, client_ids, *, backend_config=None):
     estimator : DDOMEClassifier
         The fitted estimator.
 
+    Notes
+    -----
+    This runs ``flwr.simulation.run_simulation``, which Flower deprecated in 1.41
+    in favour of ``flwr run``. Flower 1.42 offers no other way to run a
+    ``ServerApp`` and a ``ClientApp`` built in this process: ``flwr run`` launches
+    an app project's components in separate processes, which cannot hold closures
+    over in-memory data. That route (partitions written to files) is the deployed
+    app, :func:`skmoe.federated.flower_app_path`, which also runs on the
+    simulation engine.
+
     Examples
     --------
     >>> from skmoe.federated import DDOMEClassifier, run_flower_simulation
