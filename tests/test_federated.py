@@ -436,7 +436,16 @@ def test_flower_simulation_gives_the_in_process_model(clients):
     pytest.importorskip("flwr", reason="flwr is not installed (skmoe[federated])")
     pytest.importorskip("ray", reason="Flower's simulation engine needs ray")
     X, y, client_ids = (a[:300] for a in clients[:3])
-    params = {"n_experts": 3, "n_rounds": 2, "clients_per_round": 4, "random_state": 0}
+    # label counts kept at home: the clients send group counts over Flower
+    params = {
+        "n_experts": 3,
+        "n_rounds": 2,
+        "clients_per_round": 4,
+        "random_state": 0,
+        "anchors": "label_groups",
+        "label_groups": [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]],
+        "share_label_counts": False,
+    }
     in_process = DDOMEClassifier(**params).fit(X, y, client_ids)
     on_flower = run_flower_simulation(DDOMEClassifier(**params), X, y, client_ids)
     np.testing.assert_allclose(on_flower.gate_.coef_, in_process.gate_.coef_)
