@@ -30,6 +30,7 @@ from skmoe.federated._common import (
 )
 from skmoe.federated._protocol import (
     check_model_reply,
+    client_error,
     client_fit_model,
     expert_parameters,
     initial_expert_parameters,
@@ -171,7 +172,12 @@ class FedAvgClassifier(
                     "local_epochs": self.local_epochs,
                     "proximal_mu": self._proximal_mu_value(),
                 }
-                reply = client_fit_model(X[rows[c]], y[rows[c]], instruction, template)
+                try:
+                    reply = client_fit_model(
+                        X[rows[c]], y[rows[c]], instruction, template
+                    )
+                except Exception as exc:  # noqa: BLE001 - a failing client is rejected
+                    reply = client_error(exc)
                 reason = check_model_reply(reply, state)
                 if reason is None:
                     accepted.append(reply)

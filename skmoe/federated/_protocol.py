@@ -300,6 +300,11 @@ def _routed_predictions(experts, X, routed):
     return predicted
 
 
+def client_error(exc):
+    """The reply of a client whose local training raised ``exc``."""
+    return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def client_fit_model(X, y, instruction, template):
     """One FedAvg or FedProx round on one client: train the single shared model."""
     estimator = materialise_expert(
@@ -360,6 +365,8 @@ def check_reply(reply, state, sent_experts):
     when it returns experts it was not sent, or when its experts were trained on
     other classes than the federation's.
     """
+    if "error" in reply:
+        return f"failed on the client ({reply['error']})"
     try:
         gate = [reply["gate_coef"], reply["gate_intercept"]]
         experts = [int(m) for m in reply["experts"]]
@@ -414,6 +421,8 @@ def aggregate(replies, state):
 
 def check_model_reply(reply, state):
     """Why a FedAvg reply cannot be averaged in, or None if it can."""
+    if "error" in reply:
+        return f"failed on the client ({reply['error']})"
     try:
         parameters = reply["parameters"]
         classes = np.asarray(reply["classes"])

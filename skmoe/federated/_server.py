@@ -18,6 +18,7 @@ from skmoe.federated._protocol import (
     aggregate,
     aggregate_summaries,
     check_reply,
+    client_error,
     client_gate_scores,
     client_summary,
     client_update,
@@ -68,16 +69,21 @@ class InProcessTransport:
         }
 
     def update(self, instructions):
-        return {
-            c: client_update(
-                self.client_data[c][0],
-                self.client_data[c][1],
-                self._embedding(c, inst),
-                inst,
-                self.template,
-            )
-            for c, inst in instructions.items()
-        }
+        replies = {}
+        for c, inst in instructions.items():
+            try:
+                replies[c] = client_update(
+                    self.client_data[c][0],
+                    self.client_data[c][1],
+                    self._embedding(c, inst),
+                    inst,
+                    self.template,
+                )
+            except Exception as exc:  # noqa: BLE001 - a failing client must not stop the run
+                # e.g. an MLP whose weights diverge raises in partial_fit; on Flower
+                # the node's error reply is dropped, here the server is told why
+                replies[c] = client_error(exc)
+        return replies
 
 
 def choose_anchors(label_counts, n_experts):
