@@ -263,6 +263,34 @@ def test_non_finite_replies_are_rejected_and_counted(clients, model):
     assert np.isfinite(model.predict_proba(X[client_ids != 3][:20])).all()
 
 
+class RaisingSGD(SGDClassifier):
+    """An SGD expert that raises on a marked sample, as a diverging MLP does."""
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        if np.any(X[:, 0] > 100):
+            raise ValueError("Solver produced non-finite parameter weights.")
+        return super().partial_fit(X, y, classes=classes, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [DDOMEClassifier(n_experts=3, **FAST), FedAvgClassifier(**FAST)],
+    ids=["DDOME", "FedAvg"],
+)
+def test_a_client_whose_training_raises_is_rejected_with_the_reason(clients, model):
+    X, y, client_ids = _poisoned_clients(clients)
+    expert = RaisingSGD(loss="log_loss", learning_rate="constant", eta0=0.1)
+    name = "expert" if isinstance(model, DDOMEClassifier) else "estimator"
+    model = clone(model).set_params(
+        **{name: expert, "n_rounds": 10, "clients_per_round": 10}
+    )
+    model.fit(X, y, client_ids)
+    rejected = [r for h in model.history_ for r in h["rejected"].items()]
+    assert rejected and {client for client, _ in rejected} == {3}
+    assert all("failed on the client (ValueError: Solver" in why for _, why in rejected)
+    assert np.isfinite(model.predict_proba(X[client_ids != 3][:20])).all()
+
+
 def _reply_and_state():
     state = {
         "n_classes": 3,
