@@ -440,6 +440,15 @@ def write_report(records, path, args, elapsed_note):
         )
     else:
         lines.append("- the full protocol: every dataset, split and seed")
+    walls = [r["wall_s"] for r in records if "wall_s" in r]
+    if walls and missing:
+        lines.append(
+            f"- budget: a setting took {min(walls) / 60:.0f} to "
+            f"{max(walls) / 60:.0f} min of wall time here (mean "
+            f"{np.mean(walls) / 60:.0f}); the {len(full)} settings of the full "
+            f"protocol need about {len(full) * np.mean(walls) / 3600:.1f} h on one "
+            "process under the same load, which did not fit the time available"
+        )
     first = records[0]
     lines.append(
         f"- {first['n_train_clients']} training clients, {first['n_test_clients']} "
