@@ -292,6 +292,10 @@ def run_setting(dataset, split, seed, args, X_all, y_all):
             "seen": accuracy(model.predict, rows_seen),
             "unseen": accuracy(model.predict, rows_unseen),
             "fit_s": elapsed,
+            # replies rejected (e.g. a client whose MLP diverged and raised)
+            "rejected": int(
+                sum(h["n_rejected"] for h in getattr(model, "history_", []))
+            ),
         }
     results["common expert"] = {
         "seen": float(common.score(X[rows_seen], y_all[rows_seen])),
@@ -487,6 +491,18 @@ def write_report(records, path, args, elapsed_note):
                 f"{_mean_sd(unseen)} | {fit:.0f} |"
             )
     lines.append("")
+    rejected = [
+        f"{r['dataset']} {r['split']} seed {r['seed']}: {method} {res['rejected']}"
+        for r in records
+        for method, res in r["results"].items()
+        if res.get("rejected")
+    ]
+    lines.append(
+        "Rejected client replies (a client whose training raised or sent non-finite "
+        "parameters; the round goes on without it): "
+        + ("; ".join(rejected) if rejected else "none recorded")
+        + ".\n"
+    )
     lines.append("## DDOME's routing\n")
     lines.append(
         "Routing accuracy: the share of test samples that DDOME sends to the expert "
