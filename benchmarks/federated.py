@@ -617,12 +617,21 @@ def verdict(records, cells):
                         " points on unseen clients without any expert, so knowing "
                         "which labels a client holds is worth that much on its own"
                     )
-                if routing < 90:
+                if routing < 90 and c.mean() < 0.6:
                     why.append(
                         f"routing accuracy is {routing:.0f}%: the gate sees only the "
                         "common expert's embedding, and a weak common expert "
                         f"({100 * c.mean():.0f}% on unseen clients) cannot tell the "
                         "label groups apart"
+                    )
+                elif routing < 90:
+                    size = len(group[0]["label_groups"][0])
+                    why.append(
+                        f"routing accuracy is {routing:.0f}% with a strong common "
+                        f"expert ({100 * c.mean():.0f}% on unseen clients): groups "
+                        f"of {size} labels do not match clients that hold more, so "
+                        "a client's top-2 experts, each specialised on its group, "
+                        "cover only part of its labels"
                     )
                 out.append(
                     f"  DDOME does **not** beat FedAvg by {DONE_WHEN_GAIN:.0f} points "
