@@ -589,6 +589,13 @@ def verdict(records, cells):
                     f"routing sends only {routing:.0f}% of unseen samples to the "
                     "expert of their label group"
                 )
+            n_rejected = sum(r["results"]["DDOME"].get("rejected", 0) for r in group)
+            if n_rejected:
+                reasons.append(
+                    f"{n_rejected} DDOME client replies were rejected because the "
+                    "client's MLP expert diverged (learning rate too high for "
+                    "posterior-weighted steps on some clients)"
+                )
             out.append(
                 "  Why: "
                 + ("; ".join(reasons) if reasons else "not diagnosed by these numbers")
