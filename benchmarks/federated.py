@@ -593,8 +593,8 @@ def verdict(records, cells):
             if n_rejected:
                 reasons.append(
                     f"{n_rejected} DDOME client replies were rejected because the "
-                    "client's MLP expert diverged (learning rate too high for "
-                    "posterior-weighted steps on some clients)"
+                    "client's MLP expert diverged (its partial_fit raised on "
+                    "non-finite weights; the cause is not diagnosed here)"
                 )
             out.append(
                 "  Why: "
