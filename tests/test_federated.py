@@ -263,6 +263,34 @@ def test_non_finite_replies_are_rejected_and_counted(clients, model):
     assert np.isfinite(model.predict_proba(X[client_ids != 3][:20])).all()
 
 
+class RaisingSGD(SGDClassifier):
+    """An SGD expert that raises on a marked sample, as a diverging MLP does."""
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        if np.any(X[:, 0] > 100):
+            raise ValueError("Solver produced non-finite parameter weights.")
+        return super().partial_fit(X, y, classes=classes, sample_weight=sample_weight)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [DDOMEClassifier(n_experts=3, **FAST), FedAvgClassifier(**FAST)],
+    ids=["DDOME", "FedAvg"],
+)
+def test_a_client_whose_training_raises_is_rejected_with_the_reason(clients, model):
+    X, y, client_ids = _poisoned_clients(clients)
+    expert = RaisingSGD(loss="log_loss", learning_rate="constant", eta0=0.1)
+    name = "expert" if isinstance(model, DDOMEClassifier) else "estimator"
+    model = clone(model).set_params(
+        **{name: expert, "n_rounds": 10, "clients_per_round": 10}
+    )
+    model.fit(X, y, client_ids)
+    rejected = [r for h in model.history_ for r in h["rejected"].items()]
+    assert rejected and {client for client, _ in rejected} == {3}
+    assert all("failed on the client (ValueError: Solver" in why for _, why in rejected)
+    assert np.isfinite(model.predict_proba(X[client_ids != 3][:20])).all()
+
+
 def _reply_and_state():
     state = {
         "n_classes": 3,
@@ -436,7 +464,16 @@ def test_flower_simulation_gives_the_in_process_model(clients):
     pytest.importorskip("flwr", reason="flwr is not installed (skmoe[federated])")
     pytest.importorskip("ray", reason="Flower's simulation engine needs ray")
     X, y, client_ids = (a[:300] for a in clients[:3])
-    params = {"n_experts": 3, "n_rounds": 2, "clients_per_round": 4, "random_state": 0}
+    # label counts kept at home: the clients send group counts over Flower
+    params = {
+        "n_experts": 3,
+        "n_rounds": 2,
+        "clients_per_round": 4,
+        "random_state": 0,
+        "anchors": "label_groups",
+        "label_groups": [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]],
+        "share_label_counts": False,
+    }
     in_process = DDOMEClassifier(**params).fit(X, y, client_ids)
     on_flower = run_flower_simulation(DDOMEClassifier(**params), X, y, client_ids)
     np.testing.assert_allclose(on_flower.gate_.coef_, in_process.gate_.coef_)
@@ -485,7 +522,9 @@ def test_every_client_id_container_gives_the_same_model(clients, estimator):
         model = clone(estimator).fit(X, y, ids)
         test_ids = _id_containers(test_codes)[kind]
         np.testing.assert_allclose(
-            model.predict_proba(X_test, test_ids), expected, atol=1e-12,
+            model.predict_proba(X_test, test_ids),
+            expected,
+            atol=1e-12,
             err_msg=kind,
         )
         # unseen clients route zero-shot (or average): same answer as the codes'
@@ -493,7 +532,8 @@ def test_every_client_id_container_gives_the_same_model(clients, estimator):
         np.testing.assert_allclose(
             model.predict_proba(X_test[:n_unseen], unseen_ids),
             reference.predict_proba(X_test[:n_unseen], np.arange(n_unseen) + 90),
-            atol=1e-12, err_msg=kind,
+            atol=1e-12,
+            err_msg=kind,
         )
         if isinstance(model, DDOMEClassifier):
             # the fitted mappings are keyed by the user's identifiers, as Python
@@ -506,3 +546,221 @@ def test_every_client_id_container_gives_the_same_model(clients, estimator):
             assert all(type(key) in (int, str) for key in keys), kind
             history_clients = {c for entry in model.history_ for c in entry["clients"]}
             assert history_clients <= keys, kind
+
+
+# ------------------------------------------------------- anchors that cover labels
+def test_derived_label_groups_are_the_label_sets_clients_hold_together():
+    from skmoe.federated._server import bind_label_groups, derive_label_groups
+
+    # clients 0..4 hold the pairs {0,1} .. {8,9}; client 5 holds a mixture
+    counts = np.zeros((6, 10))
+    for c in range(5):
+        counts[c, [2 * c, 2 * c + 1]] = [30, 10]
+    counts[5] = 8.0
+    groups = derive_label_groups(counts, 5)
+    assert sorted(map(tuple, (g.tolist() for g in groups))) == [
+        (0, 1),
+        (2, 3),
+        (4, 5),
+        (6, 7),
+        (8, 9),
+    ]
+    # bound to the client that holds exactly that pair, never the mixed client
+    from skmoe.federated._server import group_concentration
+
+    anchors = bind_label_groups(group_concentration(counts, groups))
+    assert 5 not in anchors
+    for client, m in anchors.items():
+        assert set(np.flatnonzero(counts[client])) == set(groups[m].tolist())
+
+
+def test_derived_groups_are_balanced_and_cover_every_label():
+    from skmoe.federated._server import derive_label_groups
+
+    rng = np.random.RandomState(0)
+    counts = rng.multinomial(50, rng.dirichlet(np.full(10, 0.1)), size=40)
+    counts[:, 9] = 0  # a label no client holds still gets a group
+    for n_groups in (2, 3, 4, 5, 7):
+        groups = derive_label_groups(counts, n_groups)
+        labels = np.concatenate(groups)
+        assert sorted(labels.tolist()) == list(range(10))
+        sizes = [g.shape[0] for g in groups]
+        assert len(groups) == n_groups and max(sizes) - min(sizes) <= 1
+
+
+def test_each_group_is_bound_to_its_most_concentrated_client():
+    from skmoe.federated._server import bind_label_groups
+
+    concentration = np.array([[0.9, 0.1], [0.95, 0.9], [0.2, 0.3], [0.5, 0.5]])
+    # client 1 is the most concentrated in both groups; the optimal one-to-one
+    # binding gives it group 1 (0.9) and group 0 to client 0 (0.9): 1.8 > 1.05
+    assert bind_label_groups(concentration) == {0: 0, 1: 1}
+
+
+def test_label_group_anchors_cover_the_labels_under_dirichlet_skew():
+    X, y = load_digits(return_X_y=True)
+    rng = np.random.RandomState(1)
+    client_ids = np.empty(y.shape[0], dtype=np.intp)
+    for label in range(10):
+        rows = np.flatnonzero(y == label)
+        client_ids[rows] = rng.choice(30, rows.shape[0], p=rng.dirichlet([0.1] * 30))
+    model = DDOMEClassifier(n_experts=5, anchors="label_groups", **FAST)
+    model.fit(X / 16.0, y, client_ids)
+    groups = model.label_groups_
+    assert sorted(np.concatenate(groups).tolist()) == list(range(10))
+    assert sorted(model.anchors_.values()) == list(range(5))
+    # each anchor holds more of its own group than of any other group
+    for client, m in model.anchors_.items():
+        held = y[client_ids == client]
+        shares = [np.isin(held, g).mean() for g in groups]
+        assert np.argmax(shares) == m
+
+
+def test_given_label_groups_are_used_and_a_label_without_expert_is_warned(clients):
+    X, y, client_ids = clients[:3]
+    groups = [[0, 1], [2, 3], [4, 5], [6, 7]]  # 8 and 9 are in no group
+    model = DDOMEClassifier(
+        n_experts=4, anchors="label_groups", label_groups=groups, **FAST
+    )
+    with pytest.warns(UserWarning, match=r"Labels \[8, 9\] have no expert"):
+        model.fit(X, y, client_ids)
+    assert [g.tolist() for g in model.label_groups_] == groups
+    for client, m in model.anchors_.items():
+        held = set(np.unique(y[client_ids == client]).tolist())
+        assert held <= set(groups[m])
+
+
+@pytest.mark.parametrize(
+    "groups, message",
+    [
+        ([[0, 1], [1, 2]], "disjoint"),
+        ([[0, 1]], "one group per expert"),
+        ([[0, 1], [42]], "not among the classes"),
+    ],
+)
+def test_bad_label_groups_are_clear_errors(clients, groups, message):
+    X, y, client_ids = clients[:3]
+    model = DDOMEClassifier(
+        n_experts=2, anchors="label_groups", label_groups=groups, **FAST
+    )
+    with pytest.raises(ValueError, match=message):
+        model.fit(X, y, client_ids)
+
+
+def test_label_counts_can_stay_at_home(clients, monkeypatch):
+    from skmoe.federated import _server
+
+    X, y, client_ids = clients[:3]
+    sent = []
+    original = _server.client_summary
+
+    def spy(*args, **kwargs):
+        summary = original(*args, **kwargs)
+        sent.append(summary)
+        return summary
+
+    monkeypatch.setattr(_server, "client_summary", spy)
+    groups = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    params = {"n_experts": 5, "anchors": "label_groups", "label_groups": groups}
+    home = DDOMEClassifier(share_label_counts=False, **params, **FAST)
+    home.fit(X, y, client_ids)
+    assert sent and all("label_counts" not in s for s in sent)
+    assert all(s["group_counts"].shape == (5,) for s in sent)
+    shared = DDOMEClassifier(**params, **FAST).fit(X, y, client_ids)
+    # the group counts bind the same anchors as the full counts, and the same model
+    assert home.anchors_ == shared.anchors_
+    _same_model(home, shared)
+    with pytest.raises(ValueError, match="share_label_counts=False"):
+        DDOMEClassifier(share_label_counts=False, **FAST).fit(X, y, client_ids)
+
+
+def test_half_of_each_round_is_anchors_by_default(clients):
+    X, y, client_ids = clients[:3]
+    model = DDOMEClassifier(n_experts=5, anchors="label_groups", **FAST)
+    model.fit(X, y, client_ids)
+    assert model.anchor_fraction == 0.5
+    for entry in model.history_:
+        n_anchors = sum(c in model.anchors_ for c in entry["clients"])
+        assert n_anchors == round(0.5 * FAST["clients_per_round"])
+
+
+# ---------------------------------------- same capacity and the common expert's score
+def _mlp(seed=0):
+    return MLPClassifier(
+        hidden_layer_sizes=(16,),
+        solver="sgd",
+        learning_rate_init=0.05,
+        batch_size=16,
+        random_state=seed,
+    )
+
+
+@pytest.fixture(scope="module")
+def common_mlp(clients):
+    X, y = clients[0], clients[1]
+    with pytest.warns(Warning):  # not converged in 50 iterations
+        return _mlp().set_params(max_iter=50).fit(X[::3], y[::3])
+
+
+def test_experts_can_start_from_the_common_expert(clients, common_mlp):
+    X, y, client_ids, X_test, y_test, test_ids = clients
+    before = [a.copy() for a in common_mlp.coefs_]
+    untrained = DDOMEClassifier(
+        common_mlp,
+        expert=_mlp(),
+        expert_init="common_expert",
+        n_experts=3,
+        anchors="label_groups",
+        **{**FAST, "n_rounds": 0},
+    ).fit(X, y, client_ids)
+    # before any round every expert is the common expert
+    np.testing.assert_array_equal(
+        untrained.predict(X_test, test_ids), common_mlp.predict(X_test)
+    )
+    # a weak common expert (5 epochs on a tenth of the data) is improved on
+    with pytest.warns(Warning):
+        weak = _mlp().set_params(max_iter=5).fit(X[::10], y[::10])
+    trained = clone(untrained).set_params(common_expert=weak, n_rounds=15)
+    trained.fit(X, y, client_ids)
+    gain = trained.score(X_test, y_test, test_ids) - weak.score(X_test, y_test)
+    assert gain > 0.1
+    for a, b in zip(before, common_mlp.coefs_, strict=True):
+        np.testing.assert_array_equal(a, b)  # the common expert is frozen
+    with pytest.raises(ValueError, match="expert_init='common_expert' needs"):
+        DDOMEClassifier(expert_init="common_expert", **FAST).fit(X, y, client_ids)
+
+
+def test_fedavg_and_fedprox_can_start_from_the_common_expert(clients, common_mlp):
+    X, y, client_ids, X_test, _, _ = clients
+    for cls in (FedAvgClassifier, FedProxClassifier):
+        start = cls(_mlp(), init=common_mlp, **{**FAST, "n_rounds": 0})
+        start.fit(X, y, client_ids)
+        for a, b in zip(start.estimator_.coefs_, common_mlp.coefs_, strict=True):
+            np.testing.assert_array_equal(a, b)
+        scratch = cls(_mlp(), **{**FAST, "n_rounds": 0}).fit(X, y, client_ids)
+        assert not np.array_equal(scratch.estimator_.coefs_[0], common_mlp.coefs_[0])
+        with pytest.raises(ValueError, match="init must be a fitted classifier"):
+            cls(init=common_mlp, **FAST).fit(X, y, client_ids)  # linear model
+
+
+def test_history_reports_the_common_experts_accuracy(clients, common_mlp):
+    X, y, client_ids = clients[:3]
+    model = DDOMEClassifier(common_mlp, expert=_mlp(), n_experts=3, **FAST)
+    model.fit(X, y, client_ids)
+    assert model.common_expert_accuracy_ == pytest.approx(common_mlp.score(X, y))
+    for entry in model.history_:
+        rows = np.isin(client_ids, entry["clients"])
+        expected = common_mlp.score(X[rows], y[rows])
+        assert entry["common_expert_accuracy"] == pytest.approx(expected)
+
+
+def test_experts_without_weighted_partial_fit_are_a_clear_error(clients):
+    class Unweighted(SGDClassifier):
+        def partial_fit(self, X, y, classes=None):
+            return super().partial_fit(X, y, classes=classes)
+
+    X, y, client_ids = clients[:3]
+    with pytest.raises(ValueError, match="takes no sample_weight"):
+        DDOMEClassifier(expert=Unweighted(loss="log_loss"), **FAST).fit(
+            X, y, client_ids
+        )

@@ -30,7 +30,9 @@ from skmoe.federated._common import (
 )
 from skmoe.federated._protocol import (
     check_model_reply,
+    client_error,
     client_fit_model,
+    expert_parameters,
     initial_expert_parameters,
     materialise_expert,
     set_expert_parameters,
@@ -54,6 +56,12 @@ class FedAvgClassifier(
     estimator : estimator, default=None
         Unfitted classifier with ``partial_fit`` (as the experts of
         :class:`DDOMEClassifier`). None means the same ``SGDClassifier`` as there.
+    init : estimator, default=None
+        A fitted classifier whose parameters start the shared model, such as
+        DDOME's common expert (the paper starts its baselines there). It must be of
+        ``estimator``'s kind and shapes, fitted on the raw features with the same
+        classes; it is read, never modified. None starts from ``estimator``'s own
+        initialisation.
     n_rounds : int, default=30
     clients_per_round : int, default=10
     local_epochs : int, default=2
@@ -89,6 +97,7 @@ class FedAvgClassifier(
 
     _parameter_constraints = {
         "estimator": [None, HasMethods(["partial_fit", "predict_proba"])],
+        "init": [None, HasMethods(["predict_proba"])],
         "n_rounds": [Interval(Integral, 0, None, closed="left")],
         "clients_per_round": [Interval(Integral, 1, None, closed="left")],
         "local_epochs": [Interval(Integral, 1, None, closed="left")],
@@ -101,6 +110,7 @@ class FedAvgClassifier(
         self,
         estimator=None,
         *,
+        init=None,
         n_rounds=30,
         clients_per_round=10,
         local_epochs=2,
@@ -109,6 +119,7 @@ class FedAvgClassifier(
         verbose=0,
     ):
         self.estimator = estimator
+        self.init = init
         self.n_rounds = n_rounds
         self.clients_per_round = clients_per_round
         self.local_epochs = local_epochs
@@ -143,6 +154,8 @@ class FedAvgClassifier(
                 template, X.shape[1], n_classes, seed
             ),
         }
+        if self.init is not None:
+            state["parameters"] = self._init_parameters(state["parameters"])
         self.history_ = []
         for round_index in range(self.n_rounds):
             started = perf_counter()
@@ -159,7 +172,12 @@ class FedAvgClassifier(
                     "local_epochs": self.local_epochs,
                     "proximal_mu": self._proximal_mu_value(),
                 }
-                reply = client_fit_model(X[rows[c]], y[rows[c]], instruction, template)
+                try:
+                    reply = client_fit_model(
+                        X[rows[c]], y[rows[c]], instruction, template
+                    )
+                except Exception as exc:  # noqa: BLE001 - a failing client is rejected
+                    reply = client_error(exc)
                 reason = check_model_reply(reply, state)
                 if reason is None:
                     accepted.append(reply)
@@ -194,6 +212,28 @@ class FedAvgClassifier(
 
     def _proximal_mu_value(self):
         return 0.0
+
+    def _init_parameters(self, reference):
+        """Copies of ``init``'s parameters, checked against the model's shapes."""
+        try:
+            parameters = expert_parameters(self.init)
+        except AttributeError:
+            parameters = None
+        if (
+            parameters is None
+            or not np.array_equal(getattr(self.init, "classes_", []), self.classes_)
+            or getattr(self.init, "n_features_in_", None) != self.n_features_in_
+            or len(parameters) != len(reference)
+            or any(
+                p.shape != r.shape for p, r in zip(parameters, reference, strict=True)
+            )
+        ):
+            raise ValueError(
+                "init must be a fitted classifier with the estimator's parameter "
+                "shapes, fitted on the raw features and the same classes; got "
+                f"init={self.init!r}."
+            )
+        return parameters
 
     def predict_proba(self, X, client_ids=None):
         """Class probabilities of the shared model (``client_ids`` is ignored).
@@ -241,6 +281,8 @@ class FedProxClassifier(FedAvgClassifier):
     estimator : estimator, default=None
     proximal_mu : float, default=0.1
         Strength of the pull; 0 gives FedAvg.
+    init : estimator, default=None
+        As in :class:`FedAvgClassifier`.
     n_rounds : int, default=30
     clients_per_round : int, default=10
     local_epochs : int, default=2
@@ -283,6 +325,7 @@ class FedProxClassifier(FedAvgClassifier):
         estimator=None,
         *,
         proximal_mu=0.1,
+        init=None,
         n_rounds=30,
         clients_per_round=10,
         local_epochs=2,
@@ -292,6 +335,7 @@ class FedProxClassifier(FedAvgClassifier):
     ):
         super().__init__(
             estimator,
+            init=init,
             n_rounds=n_rounds,
             clients_per_round=clients_per_round,
             local_epochs=local_epochs,

@@ -1,5 +1,7 @@
 """DDOMEClassifier: joint gating-expert training over decentralized clients."""
 
+import inspect
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -29,11 +31,18 @@ from skmoe.federated._common import (
     validate_fit_data,
 )
 from skmoe.federated._protocol import (
+    expert_parameters,
     gate_log_proba,
+    initial_expert_parameters,
     materialise_expert,
     set_expert_parameters,
 )
-from skmoe.federated._server import InProcessTransport, run_ddome, top_experts
+from skmoe.federated._server import (
+    InProcessTransport,
+    run_ddome,
+    top_experts,
+    uncovered_labels,
+)
 from skmoe.gating import SoftmaxGate
 
 _EMBEDDING_METHODS = ("transform", "decision_function", "predict_proba")
@@ -115,13 +124,28 @@ class DDOMEClassifier(
     n_experts : int, default=5
     top_k : int, default=2
         Experts each non-anchor client trains and predicts with.
-    anchors : "auto" or dict, default="auto"
+    anchors : {"auto", "label_groups"} or dict, default="auto"
         Mapping from client identifier to expert index (distinct experts). "auto"
         picks ``n_experts`` clients with the most distinct label distributions
         (farthest-first on the label proportions each client reports once).
-    anchor_fraction : float, default=0.3
-        Share of each round's clients that are anchors. The paper sees routing
-        collapse below about 0.3.
+        "label_groups" splits the labels into ``n_experts`` groups
+        (``label_groups``) and binds each group's expert to the client most
+        concentrated in it (largest share of its samples in the group; one client
+        per group, by an optimal assignment), so that the anchors cover the labels;
+        a label that no anchor holds is warned about.
+    label_groups : list of array-like, default=None
+        With ``anchors="label_groups"``: one list of labels per expert (disjoint;
+        a label in no group is warned about). None derives balanced groups from
+        the clients' label counts: greedily, each group is the labels that the
+        client most concentrated on that many ungrouped labels holds.
+    share_label_counts : bool, default=True
+        Whether each client tells the server, once, how many samples of each label
+        it holds (the counts choose the anchors). False keeps them at home: then
+        ``anchors`` must be a dict, or "label_groups" with given ``label_groups``,
+        for which a client sends only how many of its samples fall in each group.
+    anchor_fraction : float, default=0.5
+        Share of each round's clients that are anchors; the paper's default is half.
+        The paper sees routing collapse below about 0.3.
     n_rounds : int, default=30
     clients_per_round : int, default=10
     local_epochs : int, default=2
@@ -131,6 +155,12 @@ class DDOMEClassifier(
     embedding : {"auto", "transform", "decision_function", "predict_proba"}, \
 default="auto"
         Method of the common expert that embeds; "auto" takes the first one it has.
+    expert_init : {"default", "common_expert"}, default="default"
+        Where the experts start. "default" is the expert's own start (zeros for a
+        linear model, the seeded random weights of an ``MLPClassifier``);
+        "common_expert" starts every expert from the common expert's parameters
+        (as in the paper), which needs a common expert of the experts' kind and
+        shapes, applied to the raw features (no pipeline), with the same classes.
     server_fraction : float, default=0.1
         Share of the samples, drawn at random, that stand for the public data on
         which the server fits an unfitted common expert (the samples stay with their
@@ -166,7 +196,13 @@ default="auto"
         ``n_replies``, ``n_rejected`` and ``rejected`` (client -> reason),
         ``expert_usage``,
         the received model's ``loss`` and ``accuracy`` on the answering clients
-        (weighted), and wall ``time``.
+        (weighted), the frozen common expert's ``common_expert_accuracy`` on the
+        same clients, and wall ``time``.
+    label_groups_ : list of ndarray or None
+        With ``anchors="label_groups"``: the labels of each expert's group.
+    common_expert_accuracy_ : float
+        The common expert's accuracy over all training clients (each client counts
+        its correct predictions at home and sends the number).
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (n_features_in_,)
         Defined only when ``X`` has feature names that are all strings.
@@ -202,7 +238,9 @@ default="auto"
         "expert": [None, HasMethods(["partial_fit", "predict_proba"])],
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "top_k": [Interval(Integral, 1, None, closed="left")],
-        "anchors": [StrOptions({"auto"}), dict],
+        "anchors": [StrOptions({"auto", "label_groups"}), dict],
+        "label_groups": [None, list],
+        "share_label_counts": ["boolean"],
         "anchor_fraction": [Interval(Real, 0, 1, closed="both")],
         "n_rounds": [Interval(Integral, 0, None, closed="left")],
         "clients_per_round": [Interval(Integral, 1, None, closed="left")],
@@ -210,6 +248,7 @@ default="auto"
         "gate_learning_rate": [Interval(Real, 0, None, closed="neither")],
         "gate_batch_size": [Interval(Integral, 1, None, closed="left")],
         "embedding": [StrOptions({"auto", *_EMBEDDING_METHODS})],
+        "expert_init": [StrOptions({"default", "common_expert"})],
         "server_fraction": [Interval(Real, 0, 1, closed="right")],
         "dropout_rate": [Interval(Real, 0, 1, closed="left")],
         "random_state": ["random_state"],
@@ -224,13 +263,16 @@ default="auto"
         n_experts=5,
         top_k=2,
         anchors="auto",
-        anchor_fraction=0.3,
+        label_groups=None,
+        share_label_counts=True,
+        anchor_fraction=0.5,
         n_rounds=30,
         clients_per_round=10,
         local_epochs=2,
         gate_learning_rate=0.5,
         gate_batch_size=32,
         embedding="auto",
+        expert_init="default",
         server_fraction=0.1,
         dropout_rate=0.0,
         random_state=None,
@@ -241,6 +283,8 @@ default="auto"
         self.n_experts = n_experts
         self.top_k = top_k
         self.anchors = anchors
+        self.label_groups = label_groups
+        self.share_label_counts = share_label_counts
         self.anchor_fraction = anchor_fraction
         self.n_rounds = n_rounds
         self.clients_per_round = clients_per_round
@@ -248,6 +292,7 @@ default="auto"
         self.gate_learning_rate = gate_learning_rate
         self.gate_batch_size = gate_batch_size
         self.embedding = embedding
+        self.expert_init = expert_init
         self.server_fraction = server_fraction
         self.dropout_rate = dropout_rate
         self.random_state = random_state
@@ -271,7 +316,9 @@ default="auto"
         for c in range(self.clients_.shape[0]):
             rows = np.flatnonzero(client_index == c)
             embedding = embed(self.common_expert_, X[rows], self.embedding_method_)
-            client_data.append((X[rows], y_encoded[rows], embedding))
+            # computed at the client, like the embedding: only a count leaves it
+            predictions = self._encode(self.common_expert_.predict(X[rows]))
+            client_data.append((X[rows], y_encoded[rows], embedding, predictions))
         config = self._federation_config(X.shape[1], client_data[0][2].shape[1])
         return config, client_data, rng
 
@@ -286,15 +333,38 @@ default="auto"
                 f"Expected top_k <= n_experts, got top_k={self.top_k} and "
                 f"n_experts={self.n_experts}."
             )
+        template = default_expert() if self.expert is None else clone(self.expert)
+        if "sample_weight" not in inspect.signature(template.partial_fit).parameters:
+            # each expert learns from a client's samples weighted by the routing
+            # posterior; an expert that cannot weight them cannot be shared
+            raise ValueError(
+                f"The expert's partial_fit takes no sample_weight "
+                f"(expert={self.expert!r}); DDOME weights each expert's samples by "
+                "the routing posterior. MLPClassifier takes it from scikit-learn "
+                "1.7 on: upgrade scikit-learn, or use a linear SGDClassifier."
+            )
+        anchors = self._anchor_indices()
+        groups = self._label_group_indices()
+        if not self.share_label_counts and (
+            anchors is None or (anchors == "label_groups" and groups is None)
+        ):
+            raise ValueError(
+                "share_label_counts=False keeps the label counts at home, so the "
+                f"server cannot choose anchors={self.anchors!r} from them: pass "
+                "anchors as a dict, or anchors='label_groups' with label_groups."
+            )
         return {
             "n_clients": self.clients_.shape[0],
             "n_features": n_features,
             "n_embedding": n_embedding,
             "n_classes": self.classes_.shape[0],
-            "template": default_expert() if self.expert is None else clone(self.expert),
+            "template": template,
             "n_experts": self.n_experts,
             "top_k": self.top_k,
-            "anchors": self._anchor_indices(),
+            "anchors": anchors,
+            "label_groups": groups,
+            "share_label_counts": self.share_label_counts,
+            "initial_expert": self._initial_expert(template, n_features),
             "anchor_fraction": self.anchor_fraction,
             "n_rounds": self.n_rounds,
             "clients_per_round": self.clients_per_round,
@@ -355,6 +425,28 @@ default="auto"
         gate.n_features_in_ = coef.shape[1]
         gate.n_iter_ = len(result["history"])
         self.gate_ = gate
+        self.label_groups_ = (
+            None
+            if result.get("label_groups") is None
+            else [self.classes_[g] for g in result["label_groups"]]
+        )
+        if self.label_groups_ is not None:
+            missing = uncovered_labels(
+                result.get("label_counts"),
+                result["label_groups"],
+                result["anchors"],
+                self.classes_.shape[0],
+            )
+            if missing:
+                warnings.warn(
+                    f"Labels {self.classes_[missing].tolist()} have no expert: no "
+                    "anchor client holds them within its label group (or they are in "
+                    "no group). Their samples reach an expert only through the "
+                    "gate; give label_groups or more experts.",
+                    UserWarning,
+                    stacklevel=3,
+                )
+        self.common_expert_accuracy_ = self._common_accuracy(result)
         self.anchors_ = {
             client_key(self.clients_[c]): int(m) for c, m in result["anchors"].items()
         }
@@ -375,6 +467,14 @@ default="auto"
             for entry in result["history"]
         ]
         return self
+
+    @staticmethod
+    def _common_accuracy(result):
+        correct = result.get("common_correct", {})
+        sizes = result.get("client_sizes", {})
+        if not correct or not sizes:
+            return float("nan")
+        return float(sum(correct.values()) / sum(sizes[c] for c in correct))
 
     def _fit_common_expert(self, X, y, rng):
         if self.common_expert is not None and _is_fitted(self.common_expert):
@@ -397,9 +497,75 @@ default="auto"
     def _embedding_method(self):
         return embedding_method(self.common_expert_, self.embedding)
 
-    def _anchor_indices(self):
-        if self.anchors == "auto":
+    def _encode(self, labels):
+        """Labels as indices into ``classes_``; -1 for labels not among them."""
+        labels = np.asarray(labels)
+        index = np.clip(
+            np.searchsorted(self.classes_, labels), 0, len(self.classes_) - 1
+        )
+        return np.where(self.classes_[index] == labels, index, -1)
+
+    def _initial_expert(self, template, n_features):
+        """The common expert's parameters, if the experts start from them."""
+        if self.expert_init == "default":
             return None
+        common = self.common_expert_
+        reference = initial_expert_parameters(
+            template, n_features, self.classes_.shape[0], 0
+        )
+        try:
+            parameters = expert_parameters(common)
+        except AttributeError:
+            parameters = None
+        same_classes = np.array_equal(
+            np.asarray(getattr(common, "classes_", [])), self.classes_
+        )
+        if (
+            parameters is None
+            or not same_classes
+            or getattr(common, "n_features_in_", None) != n_features
+            or len(parameters) != len(reference)
+            or any(
+                p.shape != r.shape for p, r in zip(parameters, reference, strict=True)
+            )
+        ):
+            raise ValueError(
+                "expert_init='common_expert' needs a common expert with the experts' "
+                "parameter shapes, fitted on the raw features and the same classes "
+                f"(got {type(common).__name__}; experts are "
+                f"{type(template).__name__})."
+            )
+        return parameters
+
+    def _label_group_indices(self):
+        """The user's label groups as encoded labels, checked; None if not given."""
+        if self.anchors != "label_groups" or self.label_groups is None:
+            return None
+        if len(self.label_groups) != self.n_experts:
+            raise ValueError(
+                f"label_groups must hold one group per expert (n_experts="
+                f"{self.n_experts}); got {len(self.label_groups)} groups."
+            )
+        groups = []
+        for group in self.label_groups:
+            labels = np.asarray(group).ravel()
+            encoded = self._encode(labels)
+            if labels.shape[0] == 0 or np.any(encoded < 0):
+                raise ValueError(
+                    f"label_groups holds an empty group or labels that are not among "
+                    f"the classes {self.classes_.tolist()}: {group!r}."
+                )
+            groups.append(np.unique(encoded))
+        flat = np.concatenate(groups)
+        if np.unique(flat).shape[0] != flat.shape[0]:
+            raise ValueError(
+                f"label_groups must be disjoint; got {self.label_groups!r}."
+            )
+        return groups
+
+    def _anchor_indices(self):
+        if self.anchors in ("auto", "label_groups"):
+            return None if self.anchors == "auto" else "label_groups"
         position = {client_key(c): i for i, c in enumerate(self.clients_)}
         unknown = [c for c in self.anchors if c not in position]
         if unknown:

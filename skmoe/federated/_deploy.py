@@ -20,7 +20,10 @@ import numpy as np
 ESTIMATOR_KEYS = {
     "n-experts": "n_experts",
     "top-k": "top_k",
+    "anchors": "anchors",
+    "share-label-counts": "share_label_counts",
     "anchor-fraction": "anchor_fraction",
+    "expert-init": "expert_init",
     "n-rounds": "n_rounds",
     "clients-per-round": "clients_per_round",
     "local-epochs": "local_epochs",

@@ -90,7 +90,7 @@ def make_client_app(client_data, template, n_classes):
 
     def partition(context, content):
         index = int(context.node_config["partition-id"])
-        X, y, embedding = client_data[index]
+        X, y, embedding = client_data[index][:3]
         instruction = decode(content)
         if "embedding_mean" in instruction:
             embedding = (embedding - instruction["embedding_mean"]) / instruction[
@@ -100,8 +100,10 @@ def make_client_app(client_data, template, n_classes):
 
     @app.query("summary")
     def summary(message, context):
-        index, _, y, embedding, _ = partition(context, message.content)
-        reply = {**client_summary(embedding, y, n_classes), "client": index}
+        index, _, y, embedding, instruction = partition(context, message.content)
+        predictions = client_data[index][3] if len(client_data[index]) > 3 else None
+        summary = client_summary(embedding, y, n_classes, instruction, predictions)
+        reply = {**summary, "client": index}
         return Message(encode(reply), reply_to=message)
 
     @app.query("gate_scores")
@@ -155,7 +157,12 @@ class FlowerTransport:
             sleep(0.5)
             nodes = list(self.grid.get_node_ids())
         messages = [
-            Message(encode({"ping": 0}), dst_node_id=node, message_type="query.summary")
+            Message(
+                # every client gets the same question (the node of each is unknown)
+                encode(next(iter(instructions.values()), {})),
+                dst_node_id=node,
+                message_type="query.summary",
+            )
             for node in nodes
         ]
         replies = {}
@@ -224,6 +231,16 @@ def run_flower_simulation(estimator, X, y, client_ids, *, backend_config=None):
     -------
     estimator : DDOMEClassifier
         The fitted estimator.
+
+    Notes
+    -----
+    This runs ``flwr.simulation.run_simulation``, which Flower deprecated in 1.41
+    in favour of ``flwr run``. Flower 1.42 offers no other way to run a
+    ``ServerApp`` and a ``ClientApp`` built in this process: ``flwr run`` launches
+    an app project's components in separate processes, which cannot hold closures
+    over in-memory data. That route (partitions written to files) is the deployed
+    app, :func:`skmoe.federated.flower_app_path`, which also runs on the
+    simulation engine.
 
     Examples
     --------

@@ -14,6 +14,7 @@ one process, and saves it with joblib.
 This module imports ``flwr``; Flower imports it when it loads the app.
 """
 
+import json
 from logging import INFO, WARNING
 from pathlib import Path
 from time import monotonic, sleep
@@ -98,8 +99,10 @@ def local_data(context, instruction):
         common_expert = load_verified(expert_path, digest, "common expert")
         method = embedding_method(common_expert, context.run_config["embedding"])
         name = context.node_config.get("client-id", path.stem)
+        # how often the common expert is right here: a count, for its accuracy
+        n_correct = int(np.sum(common_expert.predict(X) == y))
         _LOADED.clear()
-        _LOADED[key] = (name, X, y, embed(common_expert, X, method))
+        _LOADED[key] = (name, X, y, embed(common_expert, X, method), n_correct)
     return _LOADED[key]
 
 
@@ -148,15 +151,28 @@ def describe(message, context):
 
     The summary (:func:`client_summary`) counts the labels over the client's own
     label set; the server maps the counts onto the federation's classes, which it
-    knows only when every client has described itself. One exchange instead of two:
-    each message costs a ClientApp process on the node.
+    knows only when every client has described itself. With ``share_label_counts``
+    false the counts stay here: the node sends, if the server gave ``label_groups``
+    (lists of label values), how many of its samples fall in each group. The set
+    of labels it holds is sent either way (the server builds the classes from it).
+    One exchange instead of two: each message costs a ClientApp process on the node.
     """
-    name, X, y, embedding = local_data(context, decode(message.content))
+    instruction = decode(message.content)
+    name, X, y, embedding, n_correct = local_data(context, instruction)
     labels, y_local = np.unique(y, return_inverse=True)
+    summary = client_summary(embedding, y_local, labels.shape[0])
+    summary["n_common_correct"] = n_correct
+    if not instruction.get("share_label_counts", True):
+        del summary["label_counts"]
+        if "label_groups" in instruction:
+            summary["group_counts"] = np.array(
+                [np.isin(y, group).sum() for group in instruction["label_groups"]],
+                dtype=np.float64,
+            )
     return _reply(
         message,
         {
-            **client_summary(embedding, y_local, labels.shape[0]),
+            **summary,
             "name": name,
             "n_features": X.shape[1],
             "n_embedding": embedding.shape[1],
@@ -168,7 +184,7 @@ def describe(message, context):
 @client_app.query("gate_scores")
 def gate_scores(message, context):
     instruction = decode(message.content)
-    _, _, _, embedding = local_data(context, instruction)
+    embedding = local_data(context, instruction)[3]
     reply = client_gate_scores(_standardised(embedding, instruction), instruction)
     return _reply(message, reply)
 
@@ -176,7 +192,7 @@ def gate_scores(message, context):
 @client_app.train()
 def train(message, context):
     instruction = decode(message.content)
-    _, X, y, embedding = local_data(context, instruction)
+    _, X, y, embedding, _ = local_data(context, instruction)
     reply = client_update(
         X,
         encode_labels(y, instruction["classes"]),
@@ -283,14 +299,16 @@ def _sort_key(name):
     return (0, name, "") if isinstance(name, int) else (1, 0, str(name))
 
 
-def describe_clients(transport, nodes):
+def describe_clients(transport, nodes, question=None):
     """Ask every node for its name, sizes, labels and summary; order them by name.
 
-    Returns the sorted names, the number of features and of embedding dimensions,
-    and the classes (the sorted union of the clients' labels). Nodes that fail are
-    logged and left out.
+    ``question`` (the same for every node) may hold ``share_label_counts`` and
+    ``label_groups``, as :func:`describe` reads them. Returns the sorted names, the
+    number of features and of embedding dimensions, and the classes (the sorted
+    union of the clients' labels). Nodes that fail are logged and left out.
     """
-    replies, failures = transport.send("query.describe", dict.fromkeys(nodes, {}))
+    question = {} if question is None else question
+    replies, failures = transport.send("query.describe", dict.fromkeys(nodes, question))
     for node, why in sorted(failures.items()):
         log(WARNING, "DDOME: node %s left out of the federation: %s", node, why)
     if not replies:
@@ -322,12 +340,22 @@ def describe_clients(transport, nodes):
     transport.names = {c: replies[node]["name"] for c, node in enumerate(order)}
     for c, node in enumerate(order):
         reply = replies[node]
-        label_counts = np.zeros(classes.shape[0])
-        label_counts[np.searchsorted(classes, reply["labels"])] = reply["label_counts"]
         transport.described[c] = {
             key: reply[key]
-            for key in ("n_samples", "embedding_sum", "embedding_sum_squares")
-        } | {"label_counts": label_counts}
+            for key in (
+                "n_samples",
+                "embedding_sum",
+                "embedding_sum_squares",
+                "n_common_correct",
+                "group_counts",
+            )
+            if key in reply
+        }
+        if "label_counts" in reply:
+            label_counts = np.zeros(classes.shape[0])
+            where = np.searchsorted(classes, reply["labels"])
+            label_counts[where] = reply["label_counts"]
+            transport.described[c]["label_counts"] = label_counts
     first = replies[order[0]]
     return (
         [replies[node]["name"] for node in order],
@@ -382,19 +410,30 @@ def fit_on_grid(grid, run_config):
     if run_config["expert"] != "":
         expert = joblib.load(run_config["expert"])
         shared["expert_sha256"] = file_digest(run_config["expert"])
+    groups = run_config.get("label-groups", "")
     estimator = DDOMEClassifier(
         common_expert,
         expert=expert,
-        **{param: run_config[key] for key, param in ESTIMATOR_KEYS.items()},
+        label_groups=json.loads(groups) if groups != "" else None,
+        **{
+            param: run_config[key]
+            for key, param in ESTIMATOR_KEYS.items()
+            if key in run_config
+        },
     )
     estimator._validate_params()
+    question = {"share_label_counts": estimator.share_label_counts}
+    if not estimator.share_label_counts and estimator.label_groups is not None:
+        question["label_groups"] = [np.asarray(g) for g in estimator.label_groups]
 
     timeout = float(run_config["reply-timeout"]) or None
     transport = GridTransport(grid, shared, timeout=timeout)
     nodes = wait_for_nodes(
         grid, int(run_config["min-nodes"]), float(run_config["node-patience"])
     )
-    names, n_features, n_embedding, classes = describe_clients(transport, nodes)
+    names, n_features, n_embedding, classes = describe_clients(
+        transport, nodes, question
+    )
     log(INFO, "DDOME: %d clients %s, classes %s", len(names), names, classes.tolist())
     transport.shared["classes"] = classes
     estimator.classes_ = classes

@@ -154,18 +154,36 @@ def train_gate(
 
 
 # ---------------------------------------------------------------- client functions
-def client_summary(embedding, y, n_classes):
+def client_summary(embedding, y, n_classes, instruction=None, common_predictions=None):
     """What a client tells the server once: its size, label counts, embedding moments.
 
     The moments standardise the embedding for the gate; the label counts let the
-    server choose anchor clients with distinct label sets.
+    server choose anchor clients. With ``instruction["share_label_counts"]`` false
+    the counts stay at home: the client sends, if the server gave it
+    ``label_groups``, only how many of its samples fall in each group (what binding
+    a group to its most concentrated client needs), else nothing about its labels.
+    ``common_predictions`` (the common expert's encoded predictions of the client's
+    samples) adds how many it gets right, for the common expert's accuracy.
     """
-    return {
+    instruction = {} if instruction is None else instruction
+    summary = {
         "n_samples": int(embedding.shape[0]),
-        "label_counts": np.bincount(y, minlength=n_classes).astype(np.float64),
         "embedding_sum": embedding.sum(axis=0),
         "embedding_sum_squares": (embedding**2).sum(axis=0),
     }
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    if instruction.get("share_label_counts", True):
+        summary["label_counts"] = counts
+    elif instruction.get("label_groups") is not None:
+        summary["group_counts"] = np.array(
+            [
+                counts[np.asarray(g, dtype=np.intp)].sum()
+                for g in instruction["label_groups"]
+            ]
+        )
+    if common_predictions is not None:
+        summary["n_common_correct"] = int(np.sum(np.asarray(common_predictions) == y))
+    return summary
 
 
 def client_gate_scores(embedding, instruction):
@@ -282,6 +300,11 @@ def _routed_predictions(experts, X, routed):
     return predicted
 
 
+def client_error(exc):
+    """The reply of a client whose local training raised ``exc``."""
+    return {"error": f"{type(exc).__name__}: {exc}"}
+
+
 def client_fit_model(X, y, instruction, template):
     """One FedAvg or FedProx round on one client: train the single shared model."""
     estimator = materialise_expert(
@@ -342,6 +365,8 @@ def check_reply(reply, state, sent_experts):
     when it returns experts it was not sent, or when its experts were trained on
     other classes than the federation's.
     """
+    if "error" in reply:
+        return f"failed on the client ({reply['error']})"
     try:
         gate = [reply["gate_coef"], reply["gate_intercept"]]
         experts = [int(m) for m in reply["experts"]]
@@ -396,6 +421,8 @@ def aggregate(replies, state):
 
 def check_model_reply(reply, state):
     """Why a FedAvg reply cannot be averaged in, or None if it can."""
+    if "error" in reply:
+        return f"failed on the client ({reply['error']})"
     try:
         parameters = reply["parameters"]
         classes = np.asarray(reply["classes"])

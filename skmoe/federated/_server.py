@@ -12,11 +12,13 @@ client index to instruction and returning the replies of the clients that answer
 from time import perf_counter
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from skmoe.federated._protocol import (
     aggregate,
     aggregate_summaries,
     check_reply,
+    client_error,
     client_gate_scores,
     client_summary,
     client_update,
@@ -29,9 +31,10 @@ class InProcessTransport:
 
     Parameters
     ----------
-    client_data : list of (X, y, embedding)
+    client_data : list of (X, y, embedding) or (X, y, embedding, predictions)
         One entry per client; the embedding is the common expert's output, computed
-        once here and reused every round.
+        once here and reused every round; the optional predictions are the common
+        expert's (encoded classes), for its accuracy in the history.
     template : estimator
         The unfitted expert.
     n_classes : int
@@ -46,9 +49,13 @@ class InProcessTransport:
     def summaries(self, instructions):
         return {
             c: client_summary(
-                self.client_data[c][2], self.client_data[c][1], self.n_classes
+                self.client_data[c][2],
+                self.client_data[c][1],
+                self.n_classes,
+                inst,
+                self.client_data[c][3] if len(self.client_data[c]) > 3 else None,
             )
-            for c in instructions
+            for c, inst in instructions.items()
         }
 
     def _embedding(self, c, instruction):
@@ -62,16 +69,21 @@ class InProcessTransport:
         }
 
     def update(self, instructions):
-        return {
-            c: client_update(
-                self.client_data[c][0],
-                self.client_data[c][1],
-                self._embedding(c, inst),
-                inst,
-                self.template,
-            )
-            for c, inst in instructions.items()
-        }
+        replies = {}
+        for c, inst in instructions.items():
+            try:
+                replies[c] = client_update(
+                    self.client_data[c][0],
+                    self.client_data[c][1],
+                    self._embedding(c, inst),
+                    inst,
+                    self.template,
+                )
+            except Exception as exc:  # noqa: BLE001 - a failing client must not stop the run
+                # e.g. an MLP whose weights diverge raises in partial_fit; on Flower
+                # the node's error reply is dropped, here the server is told why
+                replies[c] = client_error(exc)
+        return replies
 
 
 def choose_anchors(label_counts, n_experts):
@@ -94,6 +106,115 @@ def choose_anchors(label_counts, n_experts):
             distance, np.abs(proportions - proportions[nxt]).sum(axis=1)
         )
     return chosen
+
+
+def derive_label_groups(label_counts, n_groups):
+    """Split the labels into ``n_groups`` groups of labels that clients hold together.
+
+    Greedy and balanced: group ``m`` gets ``s_m`` of the labels not yet grouped (the
+    sizes differ by at most one, larger first), namely the ``s_m`` labels that the
+    client most concentrated on ``s_m`` ungrouped labels holds most of (its share of
+    samples in them, times the share of them it holds at all). A label no
+    client holds goes to the smallest group last, so that every label has an expert.
+
+    Parameters
+    ----------
+    label_counts : ndarray of shape (n_clients, n_labels)
+    n_groups : int
+
+    Returns
+    -------
+    groups : list of ndarray
+        Sorted label indices, one array per group (fewer groups than asked when
+        there are fewer labels than groups).
+    """
+    counts = np.asarray(label_counts, dtype=np.float64)
+    n_labels = counts.shape[1]
+    n_groups = min(n_groups, n_labels)
+    sizes = np.full(n_groups, n_labels // n_groups)
+    sizes[: n_labels % n_groups] += 1
+    free = np.ones(n_labels, dtype=bool)
+    free[counts.sum(axis=0) == 0] = False
+    totals = np.maximum(counts.sum(axis=1), 1.0)
+    groups = []
+    for size in sizes:
+        available = np.where(free, counts, -1.0)
+        top = np.argsort(-available, axis=1, kind="stable")[:, :size]
+        in_top = np.take_along_axis(np.where(free, counts, 0.0), top, axis=1)
+        mass = in_top.sum(axis=1)
+        # concentration times the share of the group the client holds at all: a
+        # client holding one label only would leave the group's others uncovered
+        score = mass / totals * (in_top > 0).sum(axis=1) / size
+        best = int(np.lexsort((-mass, -score))[0])
+        group = [label for label in top[best] if free[label]][:size]
+        # a client with fewer free labels than the group's size leaves room: fill
+        # it with the free labels most held overall
+        for label in np.argsort(-np.where(free, counts.sum(axis=0), -1.0)):
+            if len(group) >= size or not free[label]:
+                break
+            if label not in group:
+                group.append(label)
+        free[group] = False
+        groups.append(np.sort(np.asarray(group, dtype=np.intp)))
+    for label in np.flatnonzero(counts.sum(axis=0) == 0):
+        m = int(np.argmin([g.shape[0] for g in groups]))
+        groups[m] = np.sort(np.append(groups[m], label))
+    return groups
+
+
+def group_concentration(label_counts, groups):
+    """Share of each client's samples that falls in each label group.
+
+    Returns an array of shape (n_clients, n_groups).
+    """
+    counts = np.asarray(label_counts, dtype=np.float64)
+    totals = np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    return np.column_stack([counts[:, g].sum(axis=1) for g in groups]) / totals
+
+
+def bind_label_groups(concentration, mass=None):
+    """Bind each label group to a distinct client, the one most concentrated in it.
+
+    A one-to-one assignment (Hungarian) maximising the summed concentrations, ties
+    broken by the samples a client holds in the group (``mass``).
+
+    Parameters
+    ----------
+    concentration : ndarray of shape (n_clients, n_groups)
+        What :func:`group_concentration` returns (or what clients reported).
+    mass : ndarray of shape (n_clients, n_groups), default=None
+
+    Returns
+    -------
+    anchors : dict
+        Client index -> group index (= expert index); a group is left without a
+        client only when there are fewer clients than groups.
+    """
+    concentration = np.asarray(concentration, dtype=np.float64)
+    score = concentration.copy()
+    if mass is not None:
+        mass = np.asarray(mass, dtype=np.float64)
+        score += 1e-6 * mass / max(mass.max(), 1.0)
+    clients, groups = linear_sum_assignment(-score)
+    return {int(c): int(m) for c, m in zip(clients, groups, strict=True)}
+
+
+def uncovered_labels(label_counts, groups, anchors, n_labels):
+    """Labels in no group, or that no anchor client holds within its own group.
+
+    ``label_counts`` may be None (counts kept at home): then only the labels in no
+    group are reported.
+    """
+    grouped = np.concatenate(groups) if groups else np.arange(0)
+    missing = set(range(n_labels)) - set(grouped.tolist())
+    for m in set(range(len(groups))) - set(anchors.values()):
+        missing.update(np.asarray(groups[m]).tolist())
+    if label_counts is not None:
+        counts = np.asarray(label_counts)
+        for c, m in anchors.items():
+            held = counts[c, groups[m]] > 0
+            missing.update(np.asarray(groups[m])[~held].tolist())
+    return sorted(missing)
 
 
 def _round_clients(rng, n_clients, anchors, clients_per_round, anchor_fraction):
@@ -142,14 +263,35 @@ def run_ddome(transport, config, rng, log=None):
         under the final gate), ``embedding_mean``, ``embedding_scale``, ``history``.
     """
     n_clients, n_experts = config["n_clients"], config["n_experts"]
+    share_counts = config.get("share_label_counts", True)
+    groups = config.get("label_groups")
+    asked = {"share_label_counts": share_counts}
+    if not share_counts and groups is not None:
+        asked["label_groups"] = groups
+    summaries = transport.summaries({c: asked for c in range(n_clients)})
     everyone = dict.fromkeys(range(n_clients), {})
-    summaries = transport.summaries(everyone)
     ordered = [summaries[c] for c in range(n_clients)]
     mean, scale = aggregate_summaries(ordered)
+    label_counts = (
+        np.array([s["label_counts"] for s in ordered]) if share_counts else None
+    )
     anchors = config["anchors"]
     if anchors is None:
-        label_counts = np.array([s["label_counts"] for s in ordered])
         anchors = {c: m for m, c in enumerate(choose_anchors(label_counts, n_experts))}
+    elif isinstance(anchors, str):  # "label_groups"
+        if groups is None:
+            groups = derive_label_groups(label_counts, n_experts)
+        if share_counts:
+            concentration = group_concentration(label_counts, groups)
+            mass = concentration * label_counts.sum(axis=1, keepdims=True)
+        else:
+            group_counts = np.array([s["group_counts"] for s in ordered])
+            totals = np.array([s["n_samples"] for s in ordered], dtype=np.float64)
+            concentration = group_counts / totals[:, None]
+            mass = group_counts
+        anchors = bind_label_groups(concentration, mass)
+    if groups is not None:
+        groups = [np.asarray(g, dtype=np.intp) for g in groups]
     state = {
         "n_classes": config["n_classes"],
         # small random scores break the ties of a gate that scores all experts alike
@@ -166,6 +308,18 @@ def run_ddome(transport, config, rng, log=None):
             )
             for _ in range(n_experts)
         ],
+    }
+    if config.get("initial_expert") is not None:
+        # every expert starts as the common expert (the paper's initialisation);
+        # the gate's random start and the anchors tell them apart
+        state["experts"] = [
+            [np.array(a, dtype=np.float64) for a in config["initial_expert"]]
+            for _ in range(n_experts)
+        ]
+    common_correct = {
+        c: s["n_common_correct"]
+        for c, s in summaries.items()
+        if "n_common_correct" in s
     }
     shared = {
         "embedding_mean": mean,
@@ -229,6 +383,15 @@ def run_ddome(transport, config, rng, log=None):
             "expert_usage": usage,
             "loss": _weighted_mean([r["loss"] for r in accepted], weights),
             "accuracy": _weighted_mean([r["accuracy"] for r in accepted], weights),
+            # the frozen common expert on the same clients, for comparison
+            "common_expert_accuracy": _weighted_mean(
+                [
+                    common_correct.get(c, np.nan) / replies[c]["n_samples"]
+                    for c in sorted(replies)
+                    if c not in rejected
+                ],
+                weights,
+            ),
             "time": perf_counter() - started,
         }
         history.append(entry)
@@ -247,6 +410,10 @@ def run_ddome(transport, config, rng, log=None):
         "embedding_mean": mean,
         "embedding_scale": scale,
         "history": history,
+        "label_groups": groups,
+        "label_counts": label_counts,
+        "common_correct": common_correct,
+        "client_sizes": {c: summaries[c]["n_samples"] for c in summaries},
     }
 
 
