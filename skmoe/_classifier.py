@@ -458,7 +458,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         max_iter=100,
         tol=1e-4,
         n_init=1,
-        init="kmeans",
+        init="auto",
         warm_start=False,
         random_state=None,
         verbose=0,
