@@ -25,8 +25,8 @@ from skmoe.reweighting import AdversarialReweighting
 
 _KMEANS_WEIGHTS = (
     "init='kmeans' seeds k-means++ by random draws over the rows, and init='auto' "
-    "(the regressor's default) adds random partitions drawn row by row, so integer sample "
-    "weights and the same rows repeated start EM from different partitions; "
+    "(the regressor's default) adds random partitions drawn row by row, so integer "
+    "sample weights and the same rows repeated start EM from different partitions; "
     "init='pca' is deterministic and passes this check (the other instances here "
     "use it)."
 )
