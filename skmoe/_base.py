@@ -57,6 +57,12 @@ _INITIAL_SOFTENING = 0.1
 # k-means (init="kmeans") finds its centres on at most this many rows, drawn at
 # random, and assigns every row to the nearest; below it, on all of them.
 _KMEANS_MAX_ROWS = 20_000
+# init="auto" under EM: short EM runs from these starts, of at most this many
+# iterations each, on at most this many rows; the best run is continued (see
+# _short_em_start; benchmarks/README_starts.md measures the choice).
+_AUTO_STARTS = ("kmeans",) + ("random_partition",) * 4
+_AUTO_SHORT_ITER = 15
+_AUTO_MAX_SAMPLES = 10_000
 # An expert whose prior (mean gate weight on the training data) falls below this is
 # reported in a warning when min_prior does not drop it.
 _FAINT_PRIOR = 0.001
@@ -149,10 +155,11 @@ def _run_start(mixture, X, y, weights, templates, init_index, random_state, warm
         kept = getattr(mixture, "kept_experts_", kept)
     else:
         mixture.experts_ = None  # no warm start across initialisations
-        responsibilities = mixture._initial_responsibilities(
-            X, weights, n_experts, random_state
-        )
         mixture.gate_ = _seeded(mixture._new_gate(), random_state)
+        # init="auto" leaves experts_ and gate_ at its best short run
+        responsibilities = mixture._initial_responsibilities(
+            X, weights, n_experts, random_state, y=y, templates=templates
+        )
     while True:
         state = solver.run(
             mixture,
@@ -235,7 +242,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         "tol": [Interval(Real, 0, None, closed="left")],
         "n_init": [Interval(Integral, 1, None, closed="left")],
         "init": [
-            StrOptions({"kmeans", "pca", "random", "random_partition"}),
+            StrOptions({"auto", "kmeans", "pca", "random", "random_partition"}),
             "array-like",
         ],
         "warm_start": ["boolean"],
@@ -264,7 +271,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         max_iter=100,
         tol=1e-4,
         n_init=1,
-        init="kmeans",
+        init="auto",
         warm_start=False,
         random_state=None,
         verbose=0,
@@ -506,30 +513,104 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             gate.set_params(warm_start=True)
         return gate
 
-    def _initial_responsibilities(self, X, weights, n_experts, random_state):
+    def _initial_responsibilities(
+        self, X, weights, n_experts, random_state, *, y=None, templates=None
+    ):
         """The responsibilities of the first M-step.
 
-        Every start but a user's matrix is a partition of the samples. One made from
-        ``X`` (k-means, slabs, nearest centres) is linearly separable, and a gate
-        without penalty (``SoftmaxGate(C=np.inf)``, flexmix's concomitant model)
-        fitted on it diverges in the first M-step and freezes EM; for such a gate the
-        partition is softened towards the uniform (``_INITIAL_SOFTENING``) under
-        soft and top-k routing. A penalised gate stays finite on a partition and
-        starts from it unchanged; hard EM's M-steps see only one-hot
+        Every named start but ``"auto"`` is a partition of the samples. One made
+        from ``X`` (k-means, slabs, nearest centres) is linearly separable, and a
+        gate without penalty (``SoftmaxGate(C=np.inf)``, flexmix's concomitant
+        model) fitted on it diverges in the first M-step and freezes EM; for such a
+        gate the partition is softened towards the uniform (``_INITIAL_SOFTENING``)
+        under soft and top-k routing. A penalised gate stays finite on a partition
+        and starts from it unchanged; hard EM's M-steps see only one-hot
         responsibilities, and keep the partition.
+
+        ``init="auto"`` under EM, given ``y`` and the expert ``templates``, runs
+        short EM runs (:meth:`_short_em_start`) and returns the posteriors of the
+        best, leaving ``experts_`` and ``gate_`` at its fit; for the other solvers
+        (or without ``y``) it is the k-means start.
         """
         n_samples = X.shape[0]
         if n_experts == 1:
             return np.ones((n_samples, 1))
         if not isinstance(self.init, str):
             return self._given_responsibilities(n_samples, n_experts)
-        labels = self._initial_partition(X, weights, n_experts, random_state)
-        responsibilities = np.zeros((n_samples, n_experts))
-        responsibilities[np.arange(n_samples), labels] = 1.0
+        if self.init == "auto" and y is not None and self._solver_module() is _em:
+            return self._short_em_start(X, y, weights, templates, random_state)
+        init = "kmeans" if self.init == "auto" else self.init
+        labels = self._initial_partition(X, weights, n_experts, random_state, init)
+        return self._partition_responsibilities(labels, n_experts)
+
+    def _partition_responsibilities(self, labels, n_experts):
+        """One-hot responsibilities of a partition, softened for an unpenalised gate
+        under soft and top-k routing (see :meth:`_initial_responsibilities`)."""
+        responsibilities = np.zeros((labels.shape[0], n_experts))
+        responsibilities[np.arange(labels.shape[0]), labels] = 1.0
         if self.routing != "hard" and self._unpenalised_gate():
             responsibilities = (
                 1 - _INITIAL_SOFTENING
             ) * responsibilities + _INITIAL_SOFTENING / n_experts
+        return responsibilities
+
+    def _short_em_start(self, X, y, weights, templates, random_state):
+        """``init="auto"``: the best of short EM runs from several starts.
+
+        The em-EM strategy of Biernacki, Celeux and Govaert (2003), close to
+        flexmix's ``tol.em`` start: EM from the k-means start and from random
+        partitions (``_AUTO_STARTS``), each for at most ``_AUTO_SHORT_ITER``
+        iterations; the run with the highest objective is continued. k-means suits
+        experts that own regions of ``X`` (classifiers), random partitions experts
+        that overlap in ``X`` (mixtures of regressions, flexmix's NPreg and
+        patent), and the random ones differ from seed to seed, so that ``n_init``
+        restarts explore. On more than ``_AUTO_MAX_SAMPLES`` rows the short runs
+        see a random subset of that many rows (without metadata for the experts
+        and without reweighting, which are tied to all the rows), so that their
+        cost does not grow with the data. Returns the posteriors of the best run
+        on all the rows, and leaves ``experts_``, ``gate_`` (and the noise scales)
+        at its fit, from which the full run goes on.
+        """
+        n_experts = len(templates)
+        n_samples = X.shape[0]
+        n_iter = min(_AUTO_SHORT_ITER, self.max_iter)
+        X_short, y_short, weights_short = X, y, weights
+        if (
+            n_samples > _AUTO_MAX_SAMPLES
+            and not self._expert_fit_params
+            and self._reweighting() is None
+        ):
+            rows = np.sort(
+                random_state.choice(n_samples, size=_AUTO_MAX_SAMPLES, replace=False)
+            )
+            X_short, y_short, weights_short = X[rows], y[rows], weights[rows]
+        best = None
+        for init in _AUTO_STARTS:
+            labels = self._initial_partition(
+                X_short, weights_short, n_experts, random_state, init
+            )
+            self.experts_ = None
+            self.gate_ = _seeded(self._new_gate(), random_state)
+            with warnings.catch_warnings():
+                # a short run stops before it converges; the run continued from
+                # the best one reports on its own
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                state = _em.run(
+                    self,
+                    X_short,
+                    y_short,
+                    weights_short,
+                    templates,
+                    self._partition_responsibilities(labels, n_experts),
+                    0,
+                    random_state,
+                    max_iter=n_iter,
+                )
+            if best is None or state["lower_bound_"] > best["lower_bound_"]:
+                best = state
+        for name in ("experts_", "gate_", *self._extra_state()):
+            setattr(self, name, best[name])
+        responsibilities, _ = _em._e_step(self, self._log_joint(X, y), weights)
         return responsibilities
 
     def _unpenalised_gate(self):
@@ -574,17 +655,17 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             )
         return given / totals
 
-    def _initial_partition(self, X, weights, n_experts, random_state):
-        """The expert each sample starts with, under a named ``init``."""
+    def _initial_partition(self, X, weights, n_experts, random_state, init):
+        """The expert each sample starts with, under the named start ``init``."""
         n_samples = X.shape[0]
-        if self.init == "random_partition":
+        if init == "random_partition":
             # flexmix's start: every sample to an expert drawn uniformly at random.
             # Not made from X, so it suits experts that overlap in X (mixtures of
             # regressions); the softening keeps EM off the symmetric fixed point.
             return random_state.randint(n_experts, size=n_samples)
-        if self.init == "pca":
+        if init == "pca":
             return _principal_slabs(X, weights, n_experts)
-        if self.init == "kmeans":
+        if init == "kmeans":
             kmeans = KMeans(
                 n_clusters=n_experts,
                 n_init=1,

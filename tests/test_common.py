@@ -24,9 +24,11 @@ from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting
 
 _KMEANS_WEIGHTS = (
-    "init='kmeans' seeds k-means++ by random draws over the rows, so integer sample "
-    "weights and the same rows repeated start EM from different clusters; init='pca' "
-    "is deterministic and passes this check (the other instances here use it)."
+    "init='kmeans' seeds k-means++ by random draws over the rows, and init='auto' "
+    "(the regressor's default) adds random partitions drawn row by row, so integer "
+    "sample weights and the same rows repeated start EM from different partitions; "
+    "init='pca' is deterministic and passes this check (the other instances here "
+    "use it)."
 )
 
 _TREES_SOFT_WEIGHTS = (
@@ -214,7 +216,7 @@ def _weight_equivalence_failure(estimator):
     """Why weights and repetitions give different fits, or None if they do not."""
     if getattr(estimator, "solver", None) == "adam":
         return _ADAM_WEIGHTS
-    if getattr(estimator, "init", None) == "kmeans":
+    if getattr(estimator, "init", None) in ("kmeans", "auto"):
         return _KMEANS_WEIGHTS
     if getattr(estimator, "expert_calibration", None) is not None:
         return _CROSS_FITTING_WEIGHTS

@@ -5,12 +5,11 @@ flexmix's ``patent`` optimum (3 Poisson experts on lgRD, gate on RDS) is read fr
 ``../shared/reference/flexmix_reference.md`` and its data beside it, not copied.
 """
 
-import re
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
+from _flexmix import needs_patent, patent, patent_optimum
 from numpy.testing import assert_allclose
 from scipy import stats
 from scipy.integrate import quad
@@ -27,29 +26,6 @@ from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._families import fit_dispersion, log_density
 from skmoe.gating import SoftmaxGate
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-needs_patent = pytest.mark.skipif(
-    not (REFERENCE / "flexmix" / "patent.csv").is_file(),
-    reason="../shared/reference/flexmix (flexmix's patent data) is not beside the repo",
-)
-
-
-def _patent():
-    pd = pytest.importorskip("pandas")
-    data = pd.read_csv(REFERENCE / "flexmix" / "patent.csv")
-    return data[["RDS", "lgRD"]].to_numpy(dtype=float), data["Patents"].to_numpy(
-        dtype=float
-    )
-
-
-def _patent_reference():
-    """flexmix's log-likelihood and BIC of the patent model, from its text."""
-    text = (REFERENCE / "flexmix_reference.md").read_text()
-    section = text[text.index("`patent` vignette") :]
-    log_likelihood = float(re.search(r"log-likelihood (-\d+\.\d+)", section).group(1))
-    bic = float(re.search(r"BIC (\d+\.\d+)", section).group(1))
-    return log_likelihood, bic
-
 
 def _patent_mixture(**params):
     """flexmix's patent model: Poisson experts on lgRD alone, gate on RDS alone."""
@@ -61,7 +37,6 @@ def _patent_mixture(**params):
         n_experts=3,
         gate=SoftmaxGate(C=np.inf),
         gate_features=[0],
-        init="random_partition",
         max_iter=1000,
         tol=1e-8,
         **params,
@@ -70,9 +45,9 @@ def _patent_mixture(**params):
 
 @needs_patent
 def test_patent_poisson_experts_reach_flexmix_optimum():
-    X, y = _patent()
-    reference_log_likelihood, reference_bic = _patent_reference()
-    model = _patent_mixture(n_init=3, random_state=0).fit(X, y)
+    X, y = patent()
+    reference_log_likelihood, reference_bic = patent_optimum()
+    model = _patent_mixture(random_state=0).fit(X, y)  # the default start
     assert model.likelihood_ == "poisson"
     assert not hasattr(model, "noise_scale_") and not hasattr(model, "dispersion_")
     log_likelihood = float(model.log_likelihood(X, y).sum())

@@ -4,11 +4,9 @@ The flexmix optima of ``../shared/reference/flexmix_reference.md`` (NPreg: two l
 regressions of ``yn`` on ``x``, gate on ``x``) are read from there, not copied.
 """
 
-import re
-from pathlib import Path
-
 import numpy as np
 import pytest
+from _flexmix import needs_npreg, npreg, npreg_optimum_per_row
 from numpy.testing import assert_allclose
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression
@@ -17,56 +15,39 @@ from sklearn.metrics import adjusted_rand_score
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe.gating import SoftmaxGate
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
-needs_reference = pytest.mark.skipif(
-    not (REFERENCE / "flexmix" / "npreg.csv").is_file(),
-    reason="../shared/reference/flexmix (flexmix's NPreg data) is not beside the repo",
-)
-
-
-def _npreg():
-    data = np.genfromtxt(REFERENCE / "flexmix" / "npreg.csv", delimiter=",", names=True)
-    return data["x"][:, None], data["yn"]
-
-
-def _flexmix_optimum_per_row():
-    """flexmix's best log-likelihood per row with the gate on x, from its table."""
-    text = (REFERENCE / "flexmix_reference.md").read_text()
-    row = next(line for line in text.splitlines() if "concomitant multinomial" in line)
-    return float(re.findall(r"-?\d+\.\d+", row)[-1])
-
 
 def _mean_log_likelihood(model, X, y):
     log_likelihood, _ = model._log_likelihood_terms(X, y)
     return float(np.mean(log_likelihood))
 
 
-@needs_reference
+@needs_npreg
 def test_unpenalised_gate_does_not_freeze_em():
     """The k-means start is a separable partition of x: an unpenalised gate fitted on
     it used to diverge in the first M-step and freeze the assignments (-3.618 per
     row against flexmix's -3.506)."""
-    X, y = _npreg()
+    X, y = npreg()
     model = MixtureOfExpertsRegressor(
         LinearRegression(),
         n_experts=2,
         gate=SoftmaxGate(C=np.inf),
+        init="kmeans",
         max_iter=1000,
         tol=1e-10,
         random_state=0,
     ).fit(X, y)
     assert np.all(np.isfinite(model.gate_.coef_))
-    assert _mean_log_likelihood(model, X, y) > _flexmix_optimum_per_row() - 0.01
+    assert _mean_log_likelihood(model, X, y) > npreg_optimum_per_row() - 0.01
 
 
-@needs_reference
+@needs_npreg
 @pytest.mark.parametrize("C", [np.inf, 1.0])
 def test_random_partition_reaches_flexmix_optimum_on_npreg(C):
     """flexmix's own start (each row to a random expert) reaches its optimum from
     every seed tried, with the unpenalised gate flexmix fits and with the default
     penalty (weak on 200 rows)."""
-    X, y = _npreg()
-    optimum = _flexmix_optimum_per_row()
+    X, y = npreg()
+    optimum = npreg_optimum_per_row()
     for seed in range(3):
         model = MixtureOfExpertsRegressor(
             LinearRegression(),

@@ -57,8 +57,21 @@ def check(mixture):
     return templates
 
 
-def run(mixture, X, y, weights, templates, responsibilities, init_index, random_state):
+def run(
+    mixture,
+    X,
+    y,
+    weights,
+    templates,
+    responsibilities,
+    init_index,
+    random_state,
+    max_iter=None,
+):
     """Alternate M- and E-steps from ``responsibilities`` (None: current model).
+
+    At most ``max_iter`` iterations (None: the mixture's ``max_iter``); the short
+    runs of ``init="auto"`` pass a few.
 
     With reweighting, after the warm-up, the M-steps use ``fit_weights``: the data
     weights moved towards the adversary's weights by a slow step (see
@@ -90,7 +103,9 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
     previous = -np.inf
     decreases = []  # (iteration, decrease) of M-steps that lowered the objective
     n_iter = 0
-    for n_iter in range(1, mixture.max_iter + 1):
+    if max_iter is None:
+        max_iter = mixture.max_iter
+    for n_iter in range(1, max_iter + 1):
         tic = perf_counter()
         _m_step(mixture, X, y, fit_weights, templates, responsibilities)
         expert_weights = responsibilities * fit_weights[:, None]
