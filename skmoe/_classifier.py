@@ -266,7 +266,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         logistic experts (20 features, 3 classes, held-out Bayes log loss 0.21)
         EM on 100,000 rows stopped at a held-out log loss of 0.33 after 1,539
         times one ``LogisticRegression`` fit, where ``"auto"`` reaches 0.22-0.23
-        in 16-29 times on 100,000 to 200,000 rows
+        in 16-29 times on 100,000 to 200,000 rows, in most seeds: 3 of 10 at
+        200,000 rows ended in a poorer optimum, 0.34-0.38
         (``benchmarks/README_time_to_good_model.md``). ``"em"``: EM
         (soft, hard or top-k as
         ``routing`` says), with any experts whose ``fit`` accepts
