@@ -26,6 +26,7 @@ from skmoe.federated._common import (
     check_client_ids,
     client_key,
     default_expert,
+    same_shapes,
     validate_fit_data,
 )
 from skmoe.federated._protocol import (
@@ -220,13 +221,9 @@ class FedAvgClassifier(
         except AttributeError:
             parameters = None
         if (
-            parameters is None
+            not same_shapes(parameters, reference)
             or not np.array_equal(getattr(self.init, "classes_", []), self.classes_)
             or getattr(self.init, "n_features_in_", None) != self.n_features_in_
-            or len(parameters) != len(reference)
-            or any(
-                p.shape != r.shape for p, r in zip(parameters, reference, strict=True)
-            )
         ):
             raise ValueError(
                 "init must be a fitted classifier with the estimator's parameter "

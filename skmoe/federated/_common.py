@@ -69,3 +69,13 @@ class ClientScoreMixin:
         """
         correct = self.predict(X, client_ids) == np.asarray(y)
         return float(np.average(correct, weights=sample_weight))
+
+
+def same_shapes(parameters, reference):
+    """Whether ``parameters`` (a list of arrays, or None) has ``reference``'s shapes:
+    the check a model must pass to start training from another's parameters."""
+    return (
+        parameters is not None
+        and len(parameters) == len(reference)
+        and all(p.shape == r.shape for p, r in zip(parameters, reference, strict=True))
+    )

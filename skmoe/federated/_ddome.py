@@ -28,6 +28,7 @@ from skmoe.federated._common import (
     check_client_ids,
     client_key,
     default_expert,
+    same_shapes,
     validate_fit_data,
 )
 from skmoe.federated._protocol import (
@@ -521,13 +522,9 @@ default="auto"
             np.asarray(getattr(common, "classes_", [])), self.classes_
         )
         if (
-            parameters is None
+            not same_shapes(parameters, reference)
             or not same_classes
             or getattr(common, "n_features_in_", None) != n_features
-            or len(parameters) != len(reference)
-            or any(
-                p.shape != r.shape for p, r in zip(parameters, reference, strict=True)
-            )
         ):
             raise ValueError(
                 "expert_init='common_expert' needs a common expert with the experts' "
