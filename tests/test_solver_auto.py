@@ -1,5 +1,8 @@
 """solver="auto", the classifier's default: which solver it picks, and that the fit it
-makes is exactly the chosen solver's; the k-means start on a subsample of large data."""
+makes is exactly the chosen solver's (after a race of starts for Adam); the k-means
+start on a subsample of large data."""
+
+import re
 
 import numpy as np
 import pytest
@@ -13,9 +16,7 @@ from skmoe import _base as base
 from skmoe.gating import SoftmaxGate
 from skmoe.solvers import _auto
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning"
-)
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _data(n_samples, random_state=0):
@@ -29,7 +30,7 @@ def _data(n_samples, random_state=0):
 
 @pytest.fixture
 def small_threshold(monkeypatch):
-    """"auto" picks Adam from 400 rows on, with a budget of 30 minibatch steps."""
+    """ "auto" picks Adam from 400 rows on, with a budget of 30 minibatch steps."""
     monkeypatch.setattr(_auto, "MIN_SAMPLES", 400)
     monkeypatch.setattr(_auto, "STEP_BUDGET", 30)
 
@@ -47,7 +48,13 @@ def test_below_the_threshold_auto_is_em_exactly():
     np.testing.assert_array_equal(auto.lower_bounds_, em.lower_bounds_)
 
 
-def test_above_the_threshold_auto_is_adam_with_its_budget(small_threshold):
+@pytest.fixture
+def no_racing(monkeypatch):
+    """ "auto" trains one start (no race of starts)."""
+    monkeypatch.setattr(_auto, "N_STARTS", 1)
+
+
+def test_above_the_threshold_auto_is_adam_with_its_budget(small_threshold, no_racing):
     X, y = _data(500)
     auto = MixtureOfExpertsClassifier(n_experts=2, batch_size=64, random_state=0)
     auto.fit(X, y)
@@ -64,6 +71,74 @@ def test_above_the_threshold_auto_is_adam_with_its_budget(small_threshold):
         n_experts=2, batch_size=64, max_iter=2, random_state=0
     ).fit(X, y)
     assert capped.solver_ == "adam" and capped.n_iter_ == 2
+
+
+def _race(text):
+    """Per start of a verbose "auto" fit: its epochs' objectives and its loss."""
+    starts = {}
+    for start, _epoch, value in re.findall(
+        r"start (\d+) epoch (\d+): objective ([-\d.]+)", text
+    ):
+        starts.setdefault(int(start), {"objectives": [], "loss": None})
+        starts[int(start)]["objectives"].append(float(value))
+    for start, loss in re.findall(r"start (\d+): loss ([-\d.]+)", text):
+        starts[int(start)]["loss"] = float(loss)
+    return starts
+
+
+def test_auto_races_starts_and_goes_on_from_the_best(
+    small_threshold, monkeypatch, capsys
+):
+    # 3 starts raced for 2 epochs (16 steps of 64 rows), then 2 more epochs
+    monkeypatch.setattr(_auto, "N_STARTS", 3)
+    monkeypatch.setattr(_auto, "SCREEN_STEPS", 16)
+    X, y = _data(500)
+    moe = MixtureOfExpertsClassifier(
+        n_experts=3, batch_size=64, random_state=0, verbose=1
+    ).fit(X, y)
+    race = _race(capsys.readouterr().out)
+    assert sorted(race) == [0, 1, 2]
+    assert all(len(start["objectives"]) == 2 for start in race.values())
+    losses = [race[start]["loss"] for start in range(3)]
+    assert len(set(losses)) == 3  # the starts differ
+    best = race[int(np.argmin(losses))]
+    # the kept start's run goes on: its first epochs are the best start's
+    assert moe.n_iter_ == 4 and moe.lower_bounds_.shape == (4,)
+    np.testing.assert_allclose(
+        -moe.lower_bounds_[:2], best["objectives"], rtol=1e-5, atol=1e-6
+    )
+    # the same seed makes the same race and the same model
+    again = MixtureOfExpertsClassifier(n_experts=3, batch_size=64, random_state=0)
+    np.testing.assert_array_equal(
+        again.fit(X, y).predict_proba(X), moe.predict_proba(X)
+    )
+    # the fitted model is no worse on the training rows than the best start was
+    # when the race ended (it trained two more epochs from there)
+    log_loss = -np.log(moe.predict_proba(X)[np.arange(500), y]).mean()
+    assert log_loss <= min(losses) + 1e-3
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"early_stopping": True}, {"init": "given"}],
+    ids=["early_stopping", "init=array"],
+)
+def test_no_race_with_early_stopping_or_a_given_start(
+    small_threshold, monkeypatch, capsys, params
+):
+    X, y = _data(500)
+    if params.get("init") == "given":
+        params = {"init": np.arange(500) % 2}
+    monkeypatch.setattr(_auto, "SCREEN_STEPS", 16)
+    moe = MixtureOfExpertsClassifier(
+        n_experts=2, batch_size=64, random_state=0, verbose=1, **params
+    ).fit(X, y)
+    assert _race(capsys.readouterr().out) == {}
+    adam = MixtureOfExpertsClassifier(
+        n_experts=2, solver="adam", batch_size=64, max_iter=moe.n_iter_,
+        random_state=0, **params,
+    ).fit(X, y)  # fmt: skip
+    np.testing.assert_array_equal(moe.predict_proba(X), adam.predict_proba(X))
 
 
 @pytest.mark.parametrize(

@@ -42,6 +42,10 @@ MIN_SAMPLES = 100_000
 # 15,000 steps gave 0.218-0.219 but 39 times at 100,000 rows, over the 30 of
 # issue 13 (benchmarks/README_time_to_good_model.md).
 STEP_BUDGET = 10_000
+# Starts raced for about SCREEN_STEPS minibatch steps each before the best goes on
+# (skmoe.solvers._stochastic._screen_starts).
+N_STARTS = 3
+SCREEN_STEPS = 3_000
 
 
 def choose(mixture, X):
@@ -97,4 +101,6 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
         init_index,
         random_state,
         max_iter=max_epochs(mixture, X.shape[0]),
+        n_starts=N_STARTS,
+        screen_steps=SCREEN_STEPS,
     )
