@@ -65,42 +65,82 @@ def parameter_layout(dims):
 
 
 @njit(**JIT_OPTIONS)
+def _score_weights(theta, dims):
+    """The gate's and the heads' weights as one ``(D, M)`` matrix (columns: the K
+    gate rows, then head ``k``'s C class rows for each ``k``) and their ``M``
+    intercepts, so that one matrix product scores a whole minibatch (BLAS)."""
+    n_experts, n_outputs = dims[2], dims[3]
+    _, o_gate, o_heads, o_noise, _, n_inputs = parameter_layout(dims)
+    gate = theta[o_gate:o_heads].reshape((n_experts, n_inputs + 1))
+    heads = theta[o_heads:o_noise].reshape((n_experts, n_outputs, n_inputs + 1))
+    n_scores = n_experts * (1 + n_outputs)
+    weights = np.empty((n_inputs, n_scores))
+    intercepts = np.empty(n_scores)
+    for k in range(n_experts):
+        for j in range(n_inputs):
+            weights[j, k] = gate[k, j]
+        intercepts[k] = gate[k, n_inputs]
+        for c in range(n_outputs):
+            column = n_experts + k * n_outputs + c
+            for j in range(n_inputs):
+                weights[j, column] = heads[k, c, j]
+            intercepts[column] = heads[k, c, n_inputs]
+    return weights, intercepts
+
+
+@njit(**JIT_OPTIONS)
+def _gather(X, rows):
+    """The rows ``rows`` of ``X`` as a C-contiguous block."""
+    block = np.empty((rows.shape[0], X.shape[1]))
+    for b in range(rows.shape[0]):
+        i = rows[b]
+        for j in range(X.shape[1]):
+            block[b, j] = X[i, j]
+    return block
+
+
+@njit(**JIT_OPTIONS)
 def _forward(X, y_class, y_value, rows, theta, dims, pre, features, routing, outputs,
              log_label, posterior, losses):
     """Forward pass over ``rows``; fills the per-row buffers and ``losses``.
 
     ``routing`` (B, K) gets r, ``outputs`` (B, K, C) the class probabilities (or the
     regression means in ``[:, :, 0]``), ``log_label`` (B, K) ``log p_k(y | x)``,
-    ``posterior`` (B, K) h; ``pre`` (B, H) the hidden pre-activations.
+    ``posterior`` (B, K) h; ``pre`` (B, H) the hidden pre-activations. The linear
+    parts (hidden layer, gate and head scores) are matrix products over the whole
+    minibatch; the softmaxes and the log-sum-exp run row by row.
     """
     n_features, n_hidden, n_experts, n_outputs, regression, activation = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
     )
     o_hidden, o_gate, o_heads, o_noise, _, n_inputs = parameter_layout(dims)
-    hidden = theta[o_hidden:o_gate].reshape((n_hidden, n_features + 1))
-    gate = theta[o_gate:o_heads].reshape((n_experts, n_inputs + 1))
-    heads = theta[o_heads:o_noise].reshape((n_experts, n_outputs, n_inputs + 1))
-    for b in range(rows.shape[0]):
-        i = rows[b]
-        if n_hidden > 0:
+    n_rows = rows.shape[0]
+    if n_hidden > 0:
+        block = _gather(X, rows)
+        hidden = theta[o_hidden:o_gate].reshape((n_hidden, n_features + 1))
+        hidden_weights = np.ascontiguousarray(hidden[:, :n_features].T)
+        products = np.dot(block, hidden_weights)
+        for b in range(n_rows):
             for h in range(n_hidden):
-                acc = hidden[h, n_features]
-                for j in range(n_features):
-                    acc += hidden[h, j] * X[i, j]
+                acc = products[b, h] + hidden[h, n_features]
                 pre[b, h] = acc
                 if activation == RELU:
                     features[b, h] = acc if acc > 0.0 else 0.0
                 else:
                     features[b, h] = np.tanh(acc)
-        else:
+    else:
+        for b in range(n_rows):
+            i = rows[b]
             for j in range(n_features):
                 features[b, j] = X[i, j]
+    weights, intercepts = _score_weights(theta, dims)
+    scores = np.dot(features[:n_rows], weights)  # a C-contiguous view
+    for b in range(n_rows):
+        i = rows[b]
         # gate: log r_k, stored in routing until normalised
         peak = -np.inf
         for k in range(n_experts):
-            acc = gate[k, n_inputs]
-            for j in range(n_inputs):
-                acc += gate[k, j] * features[b, j]
+            acc = scores[b, k] + intercepts[k]
             routing[b, k] = acc
             if acc > peak:
                 peak = acc
@@ -112,10 +152,9 @@ def _forward(X, y_class, y_value, rows, theta, dims, pre, features, routing, out
             routing[b, k] -= log_norm
         # experts
         for k in range(n_experts):
+            first = n_experts + k * n_outputs
             if regression:
-                acc = heads[k, 0, n_inputs]
-                for j in range(n_inputs):
-                    acc += heads[k, 0, j] * features[b, j]
+                acc = scores[b, first] + intercepts[first]
                 outputs[b, k, 0] = acc
                 scale = theta[o_noise + k]
                 standardized = (y_value[i] - acc) * np.exp(-scale)
@@ -124,9 +163,7 @@ def _forward(X, y_class, y_value, rows, theta, dims, pre, features, routing, out
             else:
                 peak = -np.inf
                 for c in range(n_outputs):
-                    acc = heads[k, c, n_inputs]
-                    for j in range(n_inputs):
-                        acc += heads[k, c, j] * features[b, j]
+                    acc = scores[b, first + c] + intercepts[first + c]
                     outputs[b, k, c] = acc
                     if acc > peak:
                         peak = acc
@@ -320,70 +357,80 @@ def batch_coefficients(losses, base, groups, relevant, n_rows, n_groups, tilt_mo
 @njit(**JIT_OPTIONS)
 def _backward(X, y_class, y_value, rows, theta, dims, pre, features, routing, outputs,
               posterior, coefficients, grad, feature_grad):
-    """Gradient of ``sum_b c_b L_b`` over ``rows`` into ``grad`` (overwritten)."""
+    """Gradient of ``sum_b c_b L_b`` over ``rows`` into ``grad`` (overwritten).
+
+    The per-row derivatives in the gate's and heads' scores are gathered in one
+    ``(B, M)`` matrix (:func:`_score_weights`'s columns); the weights' gradient, and
+    through a hidden layer the features', are matrix products over the minibatch.
+    """
     n_features, n_hidden, n_experts, n_outputs, regression, activation = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
     )
     o_hidden, o_gate, o_heads, o_noise, o_end, n_inputs = parameter_layout(dims)
-    gate = theta[o_gate:o_heads].reshape((n_experts, n_inputs + 1))
-    heads = theta[o_heads:o_noise].reshape((n_experts, n_outputs, n_inputs + 1))
+    n_rows = rows.shape[0]
+    n_scores = n_experts * (1 + n_outputs)
     grad[:] = 0.0
     grad_hidden = grad[o_hidden:o_gate].reshape((n_hidden, n_features + 1))
     grad_gate = grad[o_gate:o_heads].reshape((n_experts, n_inputs + 1))
     grad_heads = grad[o_heads:o_noise].reshape((n_experts, n_outputs, n_inputs + 1))
-    for b in range(rows.shape[0]):
+    residuals = np.zeros((n_rows, n_scores))
+    for b in range(n_rows):
         coefficient = coefficients[b]
         if coefficient == 0.0:
             continue
         i = rows[b]
-        if n_hidden > 0:
-            feature_grad[:] = 0.0
         for k in range(n_experts):
-            residual = coefficient * (routing[b, k] - posterior[b, k])
-            grad_gate[k, n_inputs] += residual
-            for j in range(n_inputs):
-                grad_gate[k, j] += residual * features[b, j]
-            if n_hidden > 0:
-                for j in range(n_inputs):
-                    feature_grad[j] += residual * gate[k, j]
+            residuals[b, k] = coefficient * (routing[b, k] - posterior[b, k])
             weight = coefficient * posterior[b, k]
             if weight == 0.0:
                 continue
+            first = n_experts + k * n_outputs
             if regression:
                 inverse_scale = np.exp(-theta[o_noise + k])
                 standardized = (y_value[i] - outputs[b, k, 0]) * inverse_scale
-                residual = -weight * standardized * inverse_scale
+                residuals[b, first] = -weight * standardized * inverse_scale
                 grad[o_noise + k] += weight * (1.0 - standardized * standardized)
-                grad_heads[k, 0, n_inputs] += residual
-                for j in range(n_inputs):
-                    grad_heads[k, 0, j] += residual * features[b, j]
-                if n_hidden > 0:
-                    for j in range(n_inputs):
-                        feature_grad[j] += residual * heads[k, 0, j]
             else:
                 for c in range(n_outputs):
                     residual = outputs[b, k, c]
                     if c == y_class[i]:
                         residual -= 1.0
-                    residual *= weight
-                    grad_heads[k, c, n_inputs] += residual
-                    for j in range(n_inputs):
-                        grad_heads[k, c, j] += residual * features[b, j]
-                    if n_hidden > 0:
-                        for j in range(n_inputs):
-                            feature_grad[j] += residual * heads[k, c, j]
-        if n_hidden > 0:
+                    residuals[b, first + c] = residual * weight
+    products = np.dot(residuals.T, features[:n_rows])  # (M, D)
+    for k in range(n_experts):
+        total = 0.0
+        for b in range(n_rows):
+            total += residuals[b, k]
+        grad_gate[k, n_inputs] = total
+        for j in range(n_inputs):
+            grad_gate[k, j] = products[k, j]
+        for c in range(n_outputs):
+            column = n_experts + k * n_outputs + c
+            total = 0.0
+            for b in range(n_rows):
+                total += residuals[b, column]
+            grad_heads[k, c, n_inputs] = total
+            for j in range(n_inputs):
+                grad_heads[k, c, j] = products[column, j]
+    if n_hidden > 0:
+        weights, _ = _score_weights(theta, dims)
+        through = np.dot(residuals, np.ascontiguousarray(weights.T))  # (B, H)
+        for b in range(n_rows):
             for h in range(n_hidden):
                 if activation == RELU:
                     derivative = 1.0 if pre[b, h] > 0.0 else 0.0
                 else:
                     derivative = 1.0 - features[b, h] * features[b, h]
-                residual = feature_grad[h] * derivative
-                if residual == 0.0:
-                    continue
-                grad_hidden[h, n_features] += residual
-                for j in range(n_features):
-                    grad_hidden[h, j] += residual * X[i, j]
+                through[b, h] *= derivative
+        block = _gather(X, rows)
+        hidden_products = np.dot(np.ascontiguousarray(through.T), block)  # (H, d)
+        for h in range(n_hidden):
+            total = 0.0
+            for b in range(n_rows):
+                total += through[b, h]
+            grad_hidden[h, n_features] = total
+            for j in range(n_features):
+                grad_hidden[h, j] = hidden_products[h, j]
 
 
 @njit(**JIT_OPTIONS)
