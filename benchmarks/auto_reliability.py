@@ -37,6 +37,9 @@ def main():
     parser.add_argument("--n-test", type=int, default=50_000)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128])
     parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds are first-seed, +1, ..."
+    )
     parser.add_argument("--poor", type=float, default=0.25)
     parser.add_argument("--starts", type=int, nargs="+", default=[_auto.N_STARTS])
     parser.add_argument(
@@ -76,7 +79,7 @@ def main():
             _auto.N_STARTS, _auto.SCREEN_STEPS = starts, screen
             _auto.STEP_BUDGET = budget
             losses, ratios = [], []
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 model = MixtureOfExpertsClassifier(
                     LogisticRegression(),
                     n_experts=8,

@@ -257,8 +257,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         How the mixture is trained. ``"auto"`` (``solver_`` says which it took):
         ``"adam"`` for at most ``max_iter`` epochs and about 10,000 minibatch
         steps (whole epochs: 7 of 200,000 rows in minibatches of 128, 13 of
-        100,000) when the data are dense with at least 100,000 rows and the model
-        is one ``"adam"`` trains as EM would: soft routing, the softmax gate,
+        100,000), after racing 3 starts for about 3,000 steps each and going
+        on from the best, when the data are dense with at least 100,000 rows and
+        the model is one ``"adam"`` trains as EM would: soft routing, the softmax gate,
         ``LogisticRegression`` experts with an L2 penalty (or none) and no
         ``class_weight``, and no ``reweighting``, ``gate_features``,
         ``min_prior`` or ``hidden_layer_sizes``; ``"em"`` otherwise, and so on
@@ -266,8 +267,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         logistic experts (20 features, 3 classes, held-out Bayes log loss 0.21)
         EM on 100,000 rows stopped at a held-out log loss of 0.33 after 1,539
         times one ``LogisticRegression`` fit, where ``"auto"`` reaches 0.22-0.23
-        in 16-29 times on 100,000 to 200,000 rows, in most seeds: 3 of 10 at
-        200,000 rows ended in a poorer optimum, 0.34-0.38
+        in every one of 24 seeds at 200,000 rows, in 20-22 times (one start
+        instead of the race ended in a poorer optimum, 0.34-0.40, in 6 of 24)
         (``benchmarks/README_time_to_good_model.md``). ``"em"``: EM
         (soft, hard or top-k as
         ``routing`` says), with any experts whose ``fit`` accepts
