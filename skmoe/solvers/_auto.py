@@ -31,9 +31,10 @@ goes on from the one with the lowest training loss
 (:func:`skmoe.solvers._stochastic._screen_starts`): over 24 seeds at 200,000 rows
 no fit ended in a poor basin, against 6 of 24 from one start, at 20-22 times one
 ``LogisticRegression`` fit against 11-12 (``benchmarks/auto_reliability.py``,
-``benchmarks/README_time_to_good_model.md`` section 6). A user-given ``init``
-(an array), ``early_stopping`` or ``n_init > 1`` restarts do not change this:
-the race runs inside each start from a named ``init`` without early stopping.
+``benchmarks/README_time_to_good_model.md`` section 6). The race runs inside
+each of ``n_init`` starts; it is skipped for an ``init`` given as an array (the
+user chose the start) and with ``early_stopping`` (whose validation scores and
+best iterate belong to one run).
 """
 
 import scipy.sparse as sp
