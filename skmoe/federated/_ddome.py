@@ -250,6 +250,9 @@ default="auto"
         "gate_batch_size": [Interval(Integral, 1, None, closed="left")],
         "embedding": [StrOptions({"auto", *_EMBEDDING_METHODS})],
         "expert_init": [StrOptions({"default", "common_expert"})],
+        "guard": [StrOptions({"common_expert"}), None],
+        "guard_alpha": [Interval(Real, 0, 1, closed="right")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "server_fraction": [Interval(Real, 0, 1, closed="right")],
         "dropout_rate": [Interval(Real, 0, 1, closed="left")],
         "random_state": ["random_state"],
@@ -274,6 +277,9 @@ default="auto"
         gate_batch_size=32,
         embedding="auto",
         expert_init="default",
+        guard="common_expert",
+        guard_alpha=0.05,
+        validation_fraction=0.2,
         server_fraction=0.1,
         dropout_rate=0.0,
         random_state=None,
@@ -294,6 +300,9 @@ default="auto"
         self.gate_batch_size = gate_batch_size
         self.embedding = embedding
         self.expert_init = expert_init
+        self.guard = guard
+        self.guard_alpha = guard_alpha
+        self.validation_fraction = validation_fraction
         self.server_fraction = server_fraction
         self.dropout_rate = dropout_rate
         self.random_state = random_state
@@ -373,6 +382,9 @@ default="auto"
             "gate_learning_rate": self.gate_learning_rate,
             "gate_batch_size": self.gate_batch_size,
             "dropout_rate": self.dropout_rate,
+            "guard": self.guard is not None,
+            "guard_alpha": self.guard_alpha,
+            "validation_fraction": self.validation_fraction,
         }
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -448,6 +460,16 @@ default="auto"
                     stacklevel=3,
                 )
         self.common_expert_accuracy_ = self._common_accuracy(result)
+        guard = result.get("guard")
+        if guard is None:
+            self.trusted_experts_ = np.ones(self.n_experts, dtype=bool)
+            self.guard_ = None
+        else:
+            self.trusted_experts_ = np.asarray(guard["trusted"], dtype=bool)
+            self.guard_ = {
+                key: np.asarray(value) if key != "n_clients" else int(value)
+                for key, value in guard.items()
+            }
         self.anchors_ = {
             client_key(self.clients_[c]): int(m) for c, m in result["anchors"].items()
         }
@@ -601,8 +623,32 @@ default="auto"
             chosen[rows] = selected[np.argmax(log_gate[np.ix_(rows, selected)], axis=1)]
         return X, chosen
 
+    def _guarded(self, chosen):
+        """The routed experts; -1 where the guard gives the common expert."""
+        trusted = getattr(self, "trusted_experts_", None)
+        if trusted is None:  # a model fitted before the guard existed
+            return chosen
+        return np.where(trusted[chosen], chosen, -1)
+
+    def _common_proba(self, X):
+        """The common expert's class probabilities over ``classes_``."""
+        common = self.common_expert_
+        proba = np.zeros((X.shape[0], self.classes_.shape[0]))
+        if hasattr(common, "predict_proba"):
+            columns = self._encode(common.classes_)
+            known = columns >= 0
+            proba[:, columns[known]] = np.asarray(common.predict_proba(X))[:, known]
+        else:
+            predicted = self._encode(common.predict(X))
+            rows = np.flatnonzero(predicted >= 0)
+            proba[rows, predicted[rows]] = 1.0
+        return proba
+
     def predict_proba(self, X, client_ids=None):
         """Class probabilities, each from the sample's routed expert.
+
+        A sample routed to an expert that the guard does not trust
+        (``trusted_experts_``) gets the common expert's probabilities.
 
         Parameters
         ----------
@@ -616,10 +662,14 @@ default="auto"
         proba : ndarray of shape (n_samples, n_classes)
         """
         X, chosen = self._routing(X, client_ids)
+        chosen = self._guarded(chosen)
         proba = np.zeros((X.shape[0], self.classes_.shape[0]))
         for m in np.unique(chosen):
             rows = chosen == m
-            proba[rows] = self.experts_[m].predict_proba(X[rows])
+            if m < 0:
+                proba[rows] = self._common_proba(X[rows])
+            else:
+                proba[rows] = self.experts_[m].predict_proba(X[rows])
         return proba
 
     def predict(self, X, client_ids=None):
@@ -650,5 +700,6 @@ default="auto"
         Returns
         -------
         experts : ndarray of shape (n_samples,)
+            -1 where the guard hands the sample to the common expert.
         """
-        return self._routing(X, client_ids)[1]
+        return self._guarded(self._routing(X, client_ids)[1])
