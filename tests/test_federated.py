@@ -80,9 +80,12 @@ def test_fitted_attributes_and_probabilities(fitted, clients):
     embedding = fitted.common_expert_.decision_function(X_test)
     assert fitted.gate_.predict_proba(embedding).shape == (X_test.shape[0], 5)
     # each sample is predicted by one of its client's top-k experts
+    # each sample is predicted by one of its client's top-k experts, or by the
+    # common expert (-1) where the guard does not trust the routed expert
     chosen = fitted.predict_expert(X_test, test_ids)
     for client, expert in zip(test_ids, chosen, strict=True):
-        assert expert in fitted.client_experts_[client.item()]
+        assert expert == -1 or expert in fitted.client_experts_[client.item()]
+        assert expert == -1 or fitted.trusted_experts_[expert]
 
 
 def test_every_round_trains_only_top_k_experts_and_anchors_are_in_rounds(fitted):
@@ -205,8 +208,14 @@ def test_unseen_clients_route_zero_shot_to_the_experts_of_their_labels():
     client_ids = np.searchsorted(pairs[:, 1], y)  # client c holds labels 2c, 2c+1
     rng = np.random.RandomState(0)
     unseen = rng.random_sample(y.shape[0]) < 0.3
+    # the routing itself: no guard handing samples to the common expert
     model = DDOMEClassifier(
-        n_experts=5, top_k=1, n_rounds=8, clients_per_round=5, random_state=0
+        n_experts=5,
+        top_k=1,
+        n_rounds=8,
+        clients_per_round=5,
+        random_state=0,
+        guard=None,
     ).fit(X[~unseen], y[~unseen], client_ids[~unseen])
     hits = []
     for client, expert in model.anchors_.items():

@@ -412,13 +412,21 @@ def run_ddome(transport, config, rng, log=None):
             "loss": _weighted_mean([r["loss"] for r in accepted], weights),
             "accuracy": _weighted_mean([r["accuracy"] for r in accepted], weights),
             # the frozen common expert on the same clients, for comparison
+            # (over all the client's rows, validation rows included)
             "common_expert_accuracy": _weighted_mean(
                 [
                     common_correct.get(c, np.nan) / summaries[c]["n_samples"]
                     for c in sorted(replies)
                     if c not in rejected
                 ],
-                weights,
+                np.array(
+                    [
+                        summaries[c]["n_samples"]
+                        for c in sorted(replies)
+                        if c not in rejected
+                    ],
+                    dtype=np.float64,
+                ),
             ),
             "time": perf_counter() - started,
         }
@@ -432,9 +440,7 @@ def run_ddome(transport, config, rng, log=None):
         for c in final_scores
     }
     guard_result = (
-        _run_guard(transport, config, shared, gate, state, summaries)
-        if guard
-        else None
+        _run_guard(transport, config, shared, gate, state, summaries) if guard else None
     )
     return {
         "state": state,
