@@ -245,16 +245,19 @@ def run_setting(dataset, split, seed, args, X_all, y_all):
         "random_state": seed,
     }
     models = {}
-    models["DDOME"] = DDOMEClassifier(
-        common,
-        expert=mlp(args, seed),
-        n_experts=args.experts,
-        top_k=2,
-        anchors="label_groups",
-        anchor_fraction=0.5,
-        expert_init="common_expert",
+    ddome = {
+        "expert": mlp(args, seed),
+        "n_experts": args.experts,
+        "top_k": 2,
+        "anchors": "label_groups",
+        "anchor_fraction": 0.5,
+        "expert_init": "common_expert",
         **federated,
-    )
+    }
+    # the guard (the default) keeps 20% of each client's rows out of training to
+    # check the experts against the common expert; without it, all rows train
+    models["DDOME + guard"] = DDOMEClassifier(common, **ddome)
+    models["DDOME (no guard)"] = DDOMEClassifier(common, guard=None, **ddome)
     models["FedAvg MLP (scratch)"] = FedAvgClassifier(mlp(args, seed), **federated)
     models["FedAvg MLP (from common)"] = FedAvgClassifier(
         mlp(args, seed), init=common, **federated
@@ -324,7 +327,13 @@ def run_setting(dataset, split, seed, args, X_all, y_all):
     for k in linear:
         del results[k]
 
-    ddome = fitted["DDOME"]
+    guarded = fitted["DDOME + guard"]
+    fallback = {}
+    for part, rows in (("seen", rows_seen), ("unseen", rows_unseen)):
+        fallback[part] = float(
+            np.mean(guarded.predict_expert(X[rows], client_of[rows]) == -1)
+        )
+    ddome = fitted["DDOME (no guard)"]
     group_of = np.full(10, -1)
     for m, g in enumerate(ddome.label_groups_):
         group_of[np.asarray(g)] = m
@@ -340,10 +349,21 @@ def run_setting(dataset, split, seed, args, X_all, y_all):
             of_label = y_all[test_rows] == label
             recall[m, label] = np.mean(predicted[of_label] == label)
     return {
+        # version 2: DDOME with and without the guard; version 1 (no field) had
+        # only "DDOME", without the guard
+        "version": 2,
         "dataset": dataset,
         "split": split,
         "seed": seed,
         "results": results,
+        "guard": {
+            "trusted": guarded.trusted_experts_.tolist(),
+            "p_values": guarded.guard_["p_values"].tolist(),
+            "n_routed": guarded.guard_["n_routed"].tolist(),
+            "n_expert_only": guarded.guard_["n_expert_only"].tolist(),
+            "n_common_only": guarded.guard_["n_common_only"].tolist(),
+            "fallback_share": fallback,
+        },
         "routing_accuracy": routing,
         "recall": recall.tolist(),
         "label_groups": [np.asarray(g).tolist() for g in ddome.label_groups_],
@@ -702,8 +722,8 @@ def main():
                         f.write(json.dumps(record) + "\n")
                     print(
                         f"{dataset} {split} seed {seed}: "
-                        f"{record['wall_s']:.0f} s, DDOME "
-                        f"{record['results']['DDOME']['unseen']:.3f} unseen",
+                        f"{record['wall_s']:.0f} s, DDOME + guard "
+                        f"{record['results']['DDOME + guard']['unseen']:.3f} unseen",
                         flush=True,
                     )
         note = f"this run took {time.perf_counter() - started:.0f} s of wall time"
