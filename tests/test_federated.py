@@ -489,6 +489,12 @@ def test_flower_simulation_gives_the_in_process_model(clients):
     for a, b in zip(on_flower.experts_, in_process.experts_, strict=True):
         np.testing.assert_allclose(a.coef_, b.coef_)
     assert on_flower.anchors_ == in_process.anchors_
+    # the guard (on by default) counts the same validation rows on both
+    for key in ("n_routed", "n_expert_only", "n_common_only", "trusted"):
+        np.testing.assert_array_equal(on_flower.guard_[key], in_process.guard_[key])
+    np.testing.assert_array_equal(
+        on_flower.predict(X, client_ids), in_process.predict(X, client_ids)
+    )
 
 
 # ------------------------------------------------------- client identifier types
