@@ -3,8 +3,9 @@
 :func:`run_ddome` is the server's main loop: choose the round's clients (anchors
 first), query their gate scores, send each client only its top-k experts, check the
 replies and average them. It talks to the clients only through a *transport* with
-three methods (``summaries``, ``gate_scores``, ``update``), each taking a mapping from
-client index to instruction and returning the replies of the clients that answered.
+the methods ``summaries``, ``gate_scores``, ``update`` (and ``guard`` when the guard
+is on), each taking a mapping from client index to instruction and returning the
+replies of the clients that answered.
 :class:`InProcessTransport` calls the client functions of
 :mod:`skmoe.federated._protocol` directly; the Flower transport sends them as messages.
 """
@@ -269,7 +270,9 @@ def run_ddome(transport, config, rng, log=None):
         ``n_experts``, ``top_k``, ``anchors`` (mapping client index -> expert, or
         None to choose them), ``anchor_fraction``, ``n_rounds``,
         ``clients_per_round``, ``local_epochs``, ``gate_learning_rate``,
-        ``gate_batch_size``, ``dropout_rate``.
+        ``gate_batch_size``, ``dropout_rate``; with ``guard`` true also
+        ``validation_fraction`` and ``guard_alpha`` (the clients hold rows out of
+        training and the experts are checked on them after the last round).
     rng : numpy.random.RandomState
         The only source of randomness of the whole run.
     log : callable, default=None
@@ -279,7 +282,8 @@ def run_ddome(transport, config, rng, log=None):
     -------
     result : dict
         ``state``, ``anchors``, ``client_experts`` (client index -> top-k experts
-        under the final gate), ``embedding_mean``, ``embedding_scale``, ``history``.
+        under the final gate), ``embedding_mean``, ``embedding_scale``, ``history``,
+        ``guard`` (what :func:`guard_decision` returns, or None).
     """
     n_clients, n_experts = config["n_clients"], config["n_experts"]
     share_counts = config.get("share_label_counts", True)
