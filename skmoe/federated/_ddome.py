@@ -177,8 +177,10 @@ default="auto"
         the gate misroutes them when the common expert's embedding cannot tell the
         label groups apart, and federated experts can lose some of the common
         expert's accuracy. It costs the held-out rows' training and, where an
-        expert's gain is not shown, that gain (see the user guide). None trains on
-        all rows and always uses the experts (the paper's method).
+        expert's gain is not shown, that gain; and its evidence comes from the
+        training clients' label combinations, so it does not guarantee clients
+        holding combinations never seen (see the user guide). None trains on all
+        rows and always uses the experts (the paper's method).
     guard_alpha : float, default=0.5
         Level of the guard's sign test. 0.5 asks an expert to win more often than
         it loses by more than a fair coin's median; a federation has few
