@@ -9,6 +9,8 @@ from math import comb
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -939,3 +941,32 @@ def test_guard_parameters_are_validated(clients):
     ):
         with pytest.raises(ValueError, match=name):
             DDOMEClassifier(**params, **FAST).fit(X, y, client_ids)
+
+
+@given(
+    wins=st.lists(st.integers(0, 30), min_size=1, max_size=4),
+    losses=st.lists(st.integers(0, 30), min_size=4, max_size=4),
+    alpha=st.floats(0.01, 1.0),
+)
+def test_guard_decision_properties(wins, losses, alpha):
+    """p is the exact binomial tail; trusted means p < alpha; one more win for an
+    expert never raises its p-value."""
+    losses = losses[: len(wins)]
+    reply = {
+        "experts": np.arange(len(wins)),
+        "n_routed": np.array(wins) + np.array(losses) + 1,
+        "n_expert_only": np.array(wins),
+        "n_common_only": np.array(losses),
+    }
+    guard = guard_decision({0: reply}, len(wins), alpha)
+    for m, (w, lo) in enumerate(zip(wins, losses, strict=True)):
+        n = w + lo
+        tail = sum(comb(n, k) for k in range(w, n + 1)) / 2**n if n else 1.0
+        assert guard["p_values"][m] == pytest.approx(tail, rel=1e-9)
+        assert guard["trusted"][m] == (guard["p_values"][m] < alpha)
+    more = {**reply, "n_expert_only": reply["n_expert_only"] + 1}
+    more["n_routed"] = more["n_routed"] + 1
+    assert np.all(
+        guard_decision({0: more}, len(wins), alpha)["p_values"]
+        <= guard["p_values"] + 1e-12
+    )
