@@ -570,6 +570,9 @@ def test_deployment_survives_faulty_and_dying_nodes(federation):
     for expert in model.experts_:
         assert np.all(np.isfinite(expert.coef_))
     assert model.predict(X[:20]).shape == (20,)
+    # the guard counts only client 2: client 0 is dead, client 1's counts are NaN
+    # and the single-sample client 3 has no row to spare for validation
+    assert model.guard_["n_clients"] == 1
 
 
 def test_simulation_engine_runs_the_app_to_the_in_process_model(tmp_path):
