@@ -924,6 +924,9 @@ def test_guard_keeps_experts_that_beat_the_common_expert():
     new_ids = client_ids[unseen] + 1000
     common = guarded.common_expert_.score(X[unseen], y[unseen])
     assert guarded.trusted_experts_.any()
+    # the level matters: at the conventional 0.05 no expert would be trusted (the
+    # counts do not depend on the level), and the gain would be lost
+    assert not np.any(guarded.guard_["p_values"] < 0.05)
     on_unseen = guarded.score(X[unseen], y[unseen], new_ids)
     assert on_unseen > common + 0.05
     assert on_unseen >= unguarded.score(X[unseen], y[unseen], new_ids) - 0.01
