@@ -129,15 +129,7 @@ def stochastic_forward(X, y_class, y_value, theta, dims):
 
 
 def stochastic_coefficients(
-    losses,
-    base,
-    groups,
-    relevant,
-    n_groups,
-    tilt_mode,
-    eta,
-    min_ess,
-    filtered,
+    losses, base, groups, relevant, n_groups, tilt_mode, eta, min_ess, filtered,
     filter_strength,
 ):
     """``skmoe._kernels.stochastic.batch_coefficients``: value, coefficients and
@@ -185,21 +177,8 @@ def stochastic_coefficients(
 
 
 def stochastic_batch_objective(
-    X,
-    y_class,
-    y_value,
-    sample_weight,
-    groups,
-    rows,
-    theta,
-    dims,
-    n_groups,
-    tilt_mode,
-    eta,
-    min_ess,
-    filtered,
-    filter_strength,
-    regret_threshold,
+    X, y_class, y_value, sample_weight, groups, rows, theta, dims, n_groups,
+    tilt_mode, eta, min_ess, filtered, filter_strength, regret_threshold,
     disagreement_threshold,
 ):
     """``skmoe._kernels.stochastic.batch_objective``: value, gradient, weights."""
@@ -213,25 +192,15 @@ def stochastic_batch_objective(
     base = sample_weight[rows] / sample_weight[rows].sum()
     losses = forward["losses"]
     routing, posterior, outputs = (
-        forward["routing"],
-        forward["posterior"],
-        forward["outputs"],
+        forward["routing"], forward["posterior"], forward["outputs"]
     )
     regret = losses + forward["log_label"].max(axis=1) > regret_threshold
     mixture = np.einsum("nk,nkc->nc", routing, outputs)
     spread = ((outputs - mixture[:, None, :]) ** 2).sum(axis=2)
     relevant = regret | ((routing * spread).sum(axis=1) > disagreement_threshold)
     value, coefficients, weights = stochastic_coefficients(
-        losses,
-        base,
-        groups[rows],
-        relevant,
-        n_groups,
-        tilt_mode,
-        eta,
-        min_ess,
-        filtered,
-        filter_strength,
+        losses, base, groups[rows], relevant, n_groups, tilt_mode, eta, min_ess,
+        filtered, filter_strength,
     )
     hidden, gate, heads, noise = _stochastic_blocks(theta, dims)
     features = forward["features"]
@@ -246,8 +215,9 @@ def stochastic_batch_objective(
         grad_noise = (weight * (1 - standardized**2)).sum(axis=0)
     else:
         one_hot = np.eye(heads.shape[1])[y_class]
-        head_residual = (coefficients[:, None] * posterior)[:, :, None] * (
-            outputs - one_hot[:, None, :]
+        head_residual = (
+            (coefficients[:, None] * posterior)[:, :, None]
+            * (outputs - one_hot[:, None, :])
         )
     grad_heads = np.einsum("nkc,nd->kcd", head_residual, with_bias)
     grad_hidden = np.zeros_like(hidden)
@@ -268,18 +238,8 @@ def stochastic_batch_objective(
 
 
 def adam_update(
-    theta,
-    grad,
-    first_moment,
-    second_moment,
-    l2,
-    decay,
-    free,
-    learning_rate,
-    beta1,
-    beta2,
-    epsilon,
-    step,
+    theta, grad, first_moment, second_moment, l2, decay, free, learning_rate, beta1,
+    beta2, epsilon, step,
 ):
     """``skmoe._kernels.stochastic.adam_update`` (returns new arrays)."""
     g = grad + l2 * theta
@@ -293,35 +253,10 @@ def adam_update(
 
 
 def adam_epoch(
-    X,
-    y_class,
-    y_value,
-    sample_weight,
-    groups,
-    order,
-    batch_size,
-    theta,
-    first_moment,
-    second_moment,
-    l2,
-    decay,
-    free,
-    dims,
-    learning_rate,
-    total_steps,
-    step,
-    beta1,
-    beta2,
-    epsilon,
-    n_groups,
-    tilt_mode,
-    eta,
-    min_ess,
-    filtered,
-    filter_strength,
-    regret_threshold,
-    disagreement_threshold,
-    log_noise_floor,
+    X, y_class, y_value, sample_weight, groups, order, batch_size, theta,
+    first_moment, second_moment, l2, decay, free, dims, learning_rate, total_steps,
+    step, beta1, beta2, epsilon, n_groups, tilt_mode, eta, min_ess, filtered,
+    filter_strength, regret_threshold, disagreement_threshold, log_noise_floor,
 ):
     """``skmoe._kernels.stochastic.adam_epoch``: returns the mean objective, the
     step, the new parameters and moments, and the used weights."""
@@ -335,21 +270,8 @@ def adam_epoch(
     for start in range(0, order.size, batch_size):
         rows = order[start : start + batch_size]
         value, grad, weights = stochastic_batch_objective(
-            X,
-            y_class,
-            y_value,
-            sample_weight,
-            groups,
-            rows,
-            theta,
-            dims,
-            n_groups,
-            tilt_mode,
-            eta,
-            min_ess,
-            filtered,
-            filter_strength,
-            regret_threshold,
+            X, y_class, y_value, sample_weight, groups, rows, theta, dims, n_groups,
+            tilt_mode, eta, min_ess, filtered, filter_strength, regret_threshold,
             disagreement_threshold,
         )
         share = sample_weight[rows].sum() / total
@@ -360,18 +282,8 @@ def adam_epoch(
             rate *= 0.5 * (1 + np.cos(np.pi * min(step, total_steps) / total_steps))
         step += 1
         theta, first, second = adam_update(
-            theta,
-            grad,
-            first,
-            second,
-            l2,
-            decay,
-            free,
-            rate,
-            beta1,
-            beta2,
-            epsilon,
-            step,
+            theta, grad, first, second, l2, decay, free, rate, beta1, beta2,
+            epsilon, step,
         )
         if n_noise:
             theta[-n_noise:] = np.maximum(theta[-n_noise:], log_noise_floor)

@@ -19,7 +19,9 @@ def naive_bin_stats(values, hits, sample_weight, edges):
     """``(counts, weight_sums, confidence_sums, hit_sums)`` of one score column."""
     values = np.asarray(values)
     n_bins = edges.shape[0] - 1
-    weights = np.ones(values.shape[0]) if sample_weight.shape[0] == 0 else sample_weight
+    weights = (
+        np.ones(values.shape[0]) if sample_weight.shape[0] == 0 else sample_weight
+    )
     index = naive_bin_index(values, edges)
     return (
         np.bincount(index, minlength=n_bins),

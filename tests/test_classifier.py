@@ -275,9 +275,8 @@ def test_unseen_class_mass_is_the_dirichlet_posterior_predictive():
     # three far-apart clusters, one per expert; the left one holds classes 0 and 1
     rng = np.random.default_rng(1)
     cluster = np.repeat([0, 1, 2], 60)
-    X = np.column_stack(
-        [6.0 * (cluster - 1) + rng.normal(0, 0.3, 180), rng.normal(0, 1, 180)]
-    )
+    X = np.column_stack([6.0 * (cluster - 1) + rng.normal(0, 0.3, 180),
+                         rng.normal(0, 1, 180)])
     y = np.r_[rng.integers(0, 2, 60), rng.integers(0, 3, 120)]
     weights = rng.uniform(0.5, 2.0, 180)
     moe = MixtureOfExpertsClassifier(n_experts=3, routing="hard", random_state=0)
@@ -608,11 +607,8 @@ def test_errors_for_nan_and_strings_say_what_to_do():
     nan_tolerant = MixtureOfExpertsClassifier(
         HistGradientBoostingClassifier(max_iter=5), random_state=0
     )
-    with pytest.raises(
-        ValueError,
-        match=r"NaN\. The experts would accept missing "
-        r"values, but the gate .*SimpleImputer\(add_indicator=True\)",
-    ):
+    with pytest.raises(ValueError, match=r"NaN\. The experts would accept missing "
+                       r"values, but the gate .*SimpleImputer\(add_indicator=True\)"):
         nan_tolerant.fit(X_nan, y)
     with pytest.raises(ValueError, match=r"NaN\. The gate .* needs finite X"):
         MixtureOfExpertsClassifier().fit(X_nan, y)
@@ -620,11 +616,8 @@ def test_errors_for_nan_and_strings_say_what_to_do():
     with pytest.raises(ValueError, match="needs finite X"):
         fitted.predict_proba(X_nan)
     frame = pd.DataFrame({"x": X[:, 0], "color": rng.choice(["red", "blue"], 80)})
-    with pytest.raises(
-        ValueError,
-        match=r"could not convert string to float: "
-        r"'(red|blue)'\. .*OneHotEncoder",
-    ):
+    with pytest.raises(ValueError, match=r"could not convert string to float: "
+                       r"'(red|blue)'\. .*OneHotEncoder"):
         MixtureOfExpertsClassifier().fit(frame, y)
     # the advice works
     from sklearn.compose import make_column_transformer

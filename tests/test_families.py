@@ -56,26 +56,20 @@ def test_patent_poisson_experts_reach_flexmix_optimum():
     assert model.bic(X, y) == pytest.approx(reference_bic, abs=2e-3)
     assert model.bic(X, y) == pytest.approx(-2 * log_likelihood + 10 * np.log(70))
     # flexmix's components (intercept, slope on lgRD), in the order of the slopes
-    experts = sorted((e[-1].intercept_, e[-1].coef_[0]) for e in model.experts_)
-    flexmix = sorted(
-        [(1.9619576, 0.6719294), (0.5063836, 0.8800823), (-2.646765, 1.588617)]
+    experts = sorted(
+        (e[-1].intercept_, e[-1].coef_[0]) for e in model.experts_
     )
-    assert_allclose(
-        sorted(experts, key=lambda c: c[1]),
-        sorted(flexmix, key=lambda c: c[1]),
-        atol=5e-3,
-    )
+    flexmix = sorted([(1.9619576, 0.6719294), (0.5063836, 0.8800823),
+                      (-2.646765, 1.588617)])
+    assert_allclose(sorted(experts, key=lambda c: c[1]),
+                    sorted(flexmix, key=lambda c: c[1]), atol=5e-3)
     # flexmix's gate: logits of components 2 and 3 against component 1 (the experts
     # in the order of their slopes), intercept and RDS coefficient
     order = np.argsort([e[-1].coef_[0] for e in model.experts_])
     logits = np.column_stack([model.gate_.intercept_, model.gate_.coef_[:, 0]])
     relative = logits[order[1:]] - logits[order[0]]
-    assert_allclose(
-        relative,
-        [[3.112837, -41.100519], [0.2092499, -0.7429499]],
-        rtol=0.01,
-        atol=0.01,
-    )
+    assert_allclose(relative, [[3.112837, -41.100519], [0.2092499, -0.7429499]],
+                    rtol=0.01, atol=0.01)
     # the mean prediction is the gate-weighted mean of the experts' means
     gate = model.gate_.predict_proba(X[:, [0]])
     means = np.column_stack([e.predict(X) for e in model.experts_])
@@ -87,12 +81,8 @@ def test_patent_poisson_experts_reach_flexmix_optimum():
     [
         ("gaussian", 2.0, None, lambda y, mu: stats.norm.logpdf(y, mu, np.sqrt(2.0))),
         ("poisson", None, None, lambda y, mu: stats.poisson.logpmf(y, mu)),
-        (
-            "gamma",
-            0.25,
-            None,
-            lambda y, mu: stats.gamma.logpdf(y, a=4.0, scale=mu / 4.0),
-        ),
+        ("gamma", 0.25, None,
+         lambda y, mu: stats.gamma.logpdf(y, a=4.0, scale=mu / 4.0)),
     ],
 )
 def test_log_density_matches_scipy(family, dispersion, power, reference):
@@ -105,29 +95,20 @@ def test_log_density_matches_scipy(family, dispersion, power, reference):
     )
 
 
-@pytest.mark.parametrize(
-    "power, mu, phi",
-    [(1.5, 2.0, 1.0), (1.2, 0.7, 0.5), (1.8, 5.0, 2.0), (1.5, 5.0, 0.005)],
-)
+@pytest.mark.parametrize("power, mu, phi", [(1.5, 2.0, 1.0), (1.2, 0.7, 0.5),
+                                           (1.8, 5.0, 2.0), (1.5, 5.0, 0.005)])
 def test_tweedie_density_is_a_density_with_the_tweedie_moments(power, mu, phi):
     """The series density: mass at zero plus the integral over y > 0 is one, the mean
     is mu and the variance phi mu^p."""
 
     def density(y):
-        return np.exp(
-            log_density(
-                "tweedie", np.array([y]), np.array([[mu]]), np.array([phi]), power
-            )[0, 0]
-        )
+        return np.exp(log_density("tweedie", np.array([y]), np.array([[mu]]),
+                                  np.array([phi]), power)[0, 0])
 
     zero_mass = density(0.0)
-    assert zero_mass == pytest.approx(
-        np.exp(-(mu ** (2 - power)) / (phi * (2 - power)))
-    )
-    moments = [
-        quad(lambda y, r=r: y**r * density(y), 0, np.inf, limit=200)[0]
-        for r in range(3)
-    ]
+    assert zero_mass == pytest.approx(np.exp(-mu ** (2 - power) / (phi * (2 - power))))
+    moments = [quad(lambda y, r=r: y**r * density(y), 0, np.inf, limit=200)[0]
+               for r in range(3)]
     assert zero_mass + moments[0] == pytest.approx(1.0, abs=1e-6)
     assert moments[1] == pytest.approx(mu, rel=1e-5)
     assert moments[2] - mu**2 == pytest.approx(phi * mu**power, rel=1e-4)
@@ -171,13 +152,8 @@ def test_tweedie_dispersion_maximises_the_likelihood():
         (GammaRegressor(), "gamma", 1),
         (TweedieRegressor(power=1.5), "tweedie", 1),
         (TweedieRegressor(power=1), "poisson", 0),
-        (
-            make_pipeline(
-                ColumnTransformer([("x", "passthrough", [0])]), PoissonRegressor()
-            ),
-            "poisson",
-            0,
-        ),
+        (make_pipeline(ColumnTransformer([("x", "passthrough", [0])]),
+                       PoissonRegressor()), "poisson", 0),
     ],
 )
 def test_auto_likelihood_and_its_parameter_count(expert, family, n_dispersion):
@@ -212,7 +188,9 @@ def test_predict_std_is_the_mixture_spread_under_poisson_experts():
     means = model.predict_expert(X)
     assert_allclose(mean, (gate * means).sum(axis=1))
     # Poisson experts: each expert's variance is its mean
-    assert_allclose(std**2, (gate * (means + (means - mean[:, None]) ** 2)).sum(axis=1))
+    assert_allclose(
+        std**2, (gate * (means + (means - mean[:, None]) ** 2)).sum(axis=1)
+    )
     with pytest.raises(ValueError, match="predict_quantiles inverts a mixture"):
         model.predict_quantiles(X)
 
@@ -223,18 +201,12 @@ def test_predict_std_is_the_mixture_spread_under_poisson_experts():
         ({"expert": PoissonRegressor()}, -1.0, r"likelihood='poisson' needs counts"),
         ({"expert": GammaRegressor()}, 0.0, r"likelihood='gamma' needs y > 0"),
         ({"likelihood": "gamma"}, 0.0, r"likelihood='gamma' needs y > 0"),
-        (
-            {"expert": [PoissonRegressor(), GammaRegressor()]},
-            1.0,
-            "likelihood='auto' takes the likelihood from the experts",
-        ),
+        ({"expert": [PoissonRegressor(), GammaRegressor()]}, 1.0,
+         "likelihood='auto' takes the likelihood from the experts"),
         ({"likelihood": "tweedie"}, 1.0, "takes its power from TweedieRegressor"),
         ({"expert": TweedieRegressor(power=3)}, 1.0, "got power=3"),
-        (
-            {"expert": PoissonRegressor(), "solver": "adam"},
-            1.0,
-            "solver='adam' trains linear-Gaussian experts",
-        ),
+        ({"expert": PoissonRegressor(), "solver": "adam"}, 1.0,
+         "solver='adam' trains linear-Gaussian experts"),
     ],
 )
 def test_likelihood_errors(params, y_shift, match):

@@ -132,4 +132,6 @@ def test_auto_is_the_kmeans_start_for_the_joint_solvers():
         ).fit(X, y)
         for init in ("auto", "kmeans")
     ]
-    np.testing.assert_array_equal(fits[0].predict_proba(X), fits[1].predict_proba(X))
+    np.testing.assert_array_equal(
+        fits[0].predict_proba(X), fits[1].predict_proba(X)
+    )

@@ -281,7 +281,9 @@ def test_sparse_fit_equals_dense_fit(fmt, solver):
     targets = softmax(X @ rng.normal(size=(3, X.shape[1])).T, axis=1)
     X_sparse = sp.csr_matrix(X).asformat(fmt)
     for fit_targets in (y, targets):
-        dense = SoftmaxGate(solver=solver, tol=1e-10, max_iter=1000).fit(X, fit_targets)
+        dense = SoftmaxGate(solver=solver, tol=1e-10, max_iter=1000).fit(
+            X, fit_targets
+        )
         sparse = SoftmaxGate(solver=solver, tol=1e-10, max_iter=1000).fit(
             X_sparse, fit_targets
         )

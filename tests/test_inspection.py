@@ -31,14 +31,8 @@ def _close_figures():
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(
-        n_samples=600,
-        n_features=6,
-        n_informative=4,
-        n_classes=3,
-        n_clusters_per_class=2,
-        random_state=0,
-    )
+    X, y = make_classification(n_samples=600, n_features=6, n_informative=4,
+                               n_classes=3, n_clusters_per_class=2, random_state=0)
     return X, y
 
 
@@ -46,9 +40,8 @@ def data():
 def mixture(data):
     X, y = data
     # a few EM iterations are enough to give the experts different views
-    model = MixtureOfExpertsClassifier(
-        n_experts=3, routing="soft", max_iter=8, random_state=0
-    )
+    model = MixtureOfExpertsClassifier(n_experts=3, routing="soft", max_iter=8,
+                                       random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         return model.fit(X, y)
@@ -57,9 +50,8 @@ def mixture(data):
 def test_from_predictions_draws_the_calibration_curve(data):
     X, y = data
     proba = LogisticRegression(max_iter=500).fit(X, y).predict_proba(X)
-    display = ReliabilityDisplay.from_predictions(
-        y, proba, n_bins=10, smooth=True, name="logistic"
-    )
+    display = ReliabilityDisplay.from_predictions(y, proba, n_bins=10, smooth=True,
+                                                  name="logistic")
     prob_true, prob_pred, counts = calibration_curve(y, proba, n_bins=10)
     np.testing.assert_allclose(display.prob_true, prob_true)
     np.testing.assert_allclose(display.prob_pred, prob_pred)
@@ -79,9 +71,8 @@ def test_from_predictions_draws_the_calibration_curve(data):
 
 def test_per_expert_panels_use_the_routed_views(data, mixture):
     X, y = data
-    display = ReliabilityDisplay.from_estimator(
-        mixture, X, y, n_bins=10, per_expert=True
-    )
+    display = ReliabilityDisplay.from_estimator(mixture, X, y, n_bins=10,
+                                                per_expert=True)
     routing = mixture.predict_gate_proba(X).argmax(1)
     expert_proba = mixture.predict_expert_proba(X)
     used = [k for k in range(3) if np.any(routing == k)]
@@ -91,9 +82,8 @@ def test_per_expert_panels_use_the_routed_views(data, mixture):
         rows = routing == k
         assert curve["n_routed"] == rows.sum()
         assert curve["calibration_error"] == pytest.approx(
-            expected_calibration_error(
-                y[rows], expert_proba[rows, k], n_bins=10, labels=mixture.classes_
-            )
+            expected_calibration_error(y[rows], expert_proba[rows, k], n_bins=10,
+                                       labels=mixture.classes_)
         )
     assert display.calibration_error == pytest.approx(
         expected_calibration_error(y, mixture.predict_proba(X), n_bins=10)
@@ -118,16 +108,16 @@ def test_existing_axes_and_errors(data, mixture):
 
     X, y = data
     _, ax = plt.subplots()
-    display = ReliabilityDisplay.from_estimator(mixture, X, y, ax=ax, show_counts=False)
+    display = ReliabilityDisplay.from_estimator(mixture, X, y, ax=ax,
+                                                show_counts=False)
     assert display.ax_ is ax
     with pytest.raises(ValueError, match="one Axes per panel"):
         ReliabilityDisplay.from_estimator(mixture, X, y, ax=ax, per_expert=True)
     with pytest.raises(ValueError, match="n_bins"):
         ReliabilityDisplay.from_estimator(mixture, X, y, n_bins=0)
     with pytest.raises(ValueError, match="strategy"):
-        ReliabilityDisplay.from_predictions(
-            y, mixture.predict_proba(X), strategy="kmeans"
-        )
+        ReliabilityDisplay.from_predictions(y, mixture.predict_proba(X),
+                                            strategy="kmeans")
     with pytest.raises(ValueError, match="pos_label=7"):
         ReliabilityDisplay.from_estimator(mixture, X, y, pos_label=7)
     with pytest.raises(TypeError, match="predict_gate_proba"):
@@ -155,9 +145,8 @@ def test_per_expert_panels_of_a_pipeline(data):
         StandardScaler(),
         MixtureOfExpertsClassifier(n_experts=3, routing="hard", random_state=0),
     ).fit(X, y)
-    display = ReliabilityDisplay.from_estimator(
-        pipeline, X, y, n_bins=10, per_expert=True
-    )
+    display = ReliabilityDisplay.from_estimator(pipeline, X, y, n_bins=10,
+                                                per_expert=True)
     mixture = pipeline[-1]
     X_scaled = pipeline[0].transform(X)
     routing = mixture.predict_gate_proba(X_scaled).argmax(1)
@@ -168,14 +157,12 @@ def test_per_expert_panels_of_a_pipeline(data):
         rows = routing == k
         assert curve["n_routed"] == rows.sum()
         assert curve["calibration_error"] == pytest.approx(
-            expected_calibration_error(
-                y[rows], expert_proba[rows, k], n_bins=10, labels=mixture.classes_
-            )
+            expected_calibration_error(y[rows], expert_proba[rows, k], n_bins=10,
+                                       labels=mixture.classes_)
         )
     assert display.ax_[0].get_title() == "Pipeline: top label"
     assert display.ax_[1].get_title() == (
-        f"expert {used[0]} ({display.expert_curves_[0]['n_routed']} routed)"
-    )
+        f"expert {used[0]} ({display.expert_curves_[0]['n_routed']} routed)")
 
 
 def test_two_models_share_one_axes(data, mixture, tmp_path):
@@ -184,22 +171,17 @@ def test_two_models_share_one_axes(data, mixture, tmp_path):
     X, y = data
     logistic = LogisticRegression(C=0.01, max_iter=500).fit(X, y)
     figure, ax = plt.subplots()
-    first = ReliabilityDisplay.from_estimator(
-        mixture, X, y, ax=ax, n_bins=10, name="mixture", smooth=True
-    )
-    second = ReliabilityDisplay.from_estimator(
-        logistic, X, y, ax=ax, n_bins=10, name="logistic", smooth=True
-    )
+    first = ReliabilityDisplay.from_estimator(mixture, X, y, ax=ax, n_bins=10,
+                                              name="mixture", smooth=True)
+    second = ReliabilityDisplay.from_estimator(logistic, X, y, ax=ax, n_bins=10,
+                                               name="logistic", smooth=True)
     legend = [text.get_text() for text in ax.get_legend().get_texts()]
     # one diagonal, two models, two smooth curves told apart by their model
     assert legend.count("perfectly calibrated") == 1
-    assert (
-        sum(text.startswith(("mixture (ECE", "logistic (ECE")) for text in legend) == 2
-    )
-    assert (
-        sum(text.startswith(("mixture smooth", "logistic smooth")) for text in legend)
-        == 2
-    )
+    assert sum(text.startswith(("mixture (ECE", "logistic (ECE")) for text in
+               legend) == 2
+    assert sum(text.startswith(("mixture smooth", "logistic smooth")) for text in
+               legend) == 2
     assert ax.get_title() == "mixture, logistic: top label"
     # one right-hand axis holds both models' counts, scaled to the larger
     assert len(figure.axes) == 2
@@ -219,7 +201,8 @@ def test_binary_convention_of_the_display():
     positive = ReliabilityDisplay.from_predictions(y, p, n_bins=10)
     top = ReliabilityDisplay.from_predictions(y, p, n_bins=10, binary="top_label")
     for display, binary in ((positive, "positive"), (top, "top_label")):
-        prob_true, prob_pred, counts = calibration_curve(y, p, n_bins=10, binary=binary)
+        prob_true, prob_pred, counts = calibration_curve(y, p, n_bins=10,
+                                                         binary=binary)
         np.testing.assert_allclose(display.prob_pred, prob_pred)
         np.testing.assert_allclose(display.prob_true, prob_true)
         assert display.calibration_error == pytest.approx(

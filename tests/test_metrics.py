@@ -100,9 +100,8 @@ def test_top_label_bin_stats_matches_numpy(dtype, layout, weighted, uniform):
     n_bins = edges.shape[0] - 1
     stats = [np.zeros(n_bins, dtype=np.int64)] + [np.zeros(n_bins) for _ in "abc"]
     status = top_label_bin_stats(proba, y, sample_weight, edges, uniform, *stats)
-    expected, expected_status = naive_top_label_bin_stats(
-        proba, y, sample_weight, edges
-    )
+    expected, expected_status = naive_top_label_bin_stats(proba, y, sample_weight,
+                                                          edges)
     assert status[0] == expected_status[0] == 7
     assert status[1] == pytest.approx(expected_status[1], abs=1e-12)
     np.testing.assert_array_equal(stats[0], expected[0])
@@ -136,12 +135,8 @@ def test_top_label_confidence_and_check_proba_match_numpy(dtype, layout):
 def test_bin_stats_follow_numpy_histogram_on_and_around_edges(dtype, n_bins):
     edges = np.linspace(0, 1, n_bins + 1, dtype=dtype)
     values = np.concatenate(
-        [
-            edges,
-            np.nextafter(edges, dtype(-1)),
-            np.nextafter(edges, dtype(2)),
-            np.linspace(0, 1, 1001, dtype=dtype),
-        ]
+        [edges, np.nextafter(edges, dtype(-1)), np.nextafter(edges, dtype(2)),
+         np.linspace(0, 1, 1001, dtype=dtype)]
     ).astype(dtype)
     values = values[(values >= 0) & (values <= 1)]
     read_only = values[::-1].copy()
@@ -151,9 +146,8 @@ def test_bin_stats_follow_numpy_histogram_on_and_around_edges(dtype, n_bins):
         for uniform in (True, False):
             stats = [np.zeros(n_bins, dtype=np.int64)] + [np.zeros(n_bins)] * 0
             stats += [np.zeros(n_bins) for _ in "abc"]
-            bin_stats(
-                column, hits[: column.shape[0]], np.empty(0), edges, uniform, *stats
-            )
+            bin_stats(column, hits[: column.shape[0]], np.empty(0), edges, uniform,
+                      *stats)
             expected_counts, _ = np.histogram(column, n_bins, range=(0, 1))
             np.testing.assert_array_equal(stats[0], expected_counts)
             expected = naive_bin_stats(column, hits, np.empty(0), edges)
@@ -209,9 +203,8 @@ def test_float32_bins_are_those_of_numpy_histogram_on_float32():
     expected, _ = np.histogram(proba32.max(1), 15, range=(0, 1))
     np.testing.assert_array_equal(counts, expected[expected > 0])
     on_edges = np.column_stack([edges32[5:13], 1 - edges32[5:13]])
-    _, _, counts = calibration_curve(
-        np.zeros(8, int), on_edges, labels=[0, 1], pos_label=0
-    )
+    _, _, counts = calibration_curve(np.zeros(8, int), on_edges, labels=[0, 1],
+                                     pos_label=0)
     expected, _ = np.histogram(on_edges[:, 0], 15, range=(0, 1))
     np.testing.assert_array_equal(counts, expected[expected > 0])
 
@@ -238,10 +231,8 @@ def test_subset_with_fewer_classes_needs_and_uses_labels():
         expected_calibration_error(y[subset], proba[subset])
     value = classwise_calibration_error(y[subset], proba[subset], labels=[0, 1, 2])
     expected = np.mean(
-        [
-            naive_expected_calibration_error(proba[subset, k], y[subset] == k)
-            for k in range(3)
-        ]
+        [naive_expected_calibration_error(proba[subset, k], y[subset] == k)
+         for k in range(3)]
     )
     assert value == pytest.approx(expected, abs=1e-14)
     # a two-class subset of a three-column matrix is not mistaken for binary input
@@ -349,11 +340,7 @@ def test_bootstrap_interval_contains_the_truth_for_a_smooth_metric():
     p = rng.random(1000)
     y = rng.random(1000) < p**1.5
     interval = bootstrap_confidence_interval(
-        debiased_calibration_error,
-        y,
-        p,
-        n_resamples=100,
-        random_state=0,
+        debiased_calibration_error, y, p, n_resamples=100, random_state=0,
         metric_params={"n_bins": 10},
     )
     assert interval.low < interval.high
@@ -362,11 +349,7 @@ def test_bootstrap_interval_contains_the_truth_for_a_smooth_metric():
     truth = np.sqrt(1 / 3 - 2 / 3.5 + 1 / 4)
     assert interval.low - 0.02 < truth < interval.high + 0.02
     again = bootstrap_confidence_interval(
-        debiased_calibration_error,
-        y,
-        p,
-        n_resamples=100,
-        random_state=0,
+        debiased_calibration_error, y, p, n_resamples=100, random_state=0,
         metric_params={"n_bins": 10},
     )
     np.testing.assert_array_equal(interval.resamples, again.resamples)
@@ -376,14 +359,11 @@ def test_bootstrap_passes_groups_and_labels():
     y, proba = _multiclass_data(11, n_samples=200, n_classes=3)
     groups = np.arange(200) % 3
     interval = bootstrap_confidence_interval(
-        worst_group_calibration_error,
-        y,
-        proba,
-        groups=groups,
-        n_resamples=20,
+        worst_group_calibration_error, y, proba, groups=groups, n_resamples=20,
         random_state=0,
     )
-    assert interval.estimate == worst_group_calibration_error(y, proba, groups=groups)
+    assert interval.estimate == worst_group_calibration_error(y, proba,
+                                                              groups=groups)
 
 
 # ---------------------------------------------------------------- validation
@@ -410,9 +390,8 @@ def test_invalid_probabilities_raise_value_error(bad, match, multiclass):
     with pytest.raises(ValueError, match=match):
         smooth_calibration_error(y, proba, **kwargs)
     with pytest.raises(ValueError, match=match):
-        expected_calibration_error(
-            y == 0, proba[:, 0], multiclass=multiclass, labels=[False, True]
-        )
+        expected_calibration_error(y == 0, proba[:, 0], multiclass=multiclass,
+                                   labels=[False, True])
 
 
 def test_rows_not_summing_to_one_raise():
@@ -472,17 +451,13 @@ def _problems(draw, max_samples=60):
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    problem=_problems(),
-    options=st.sampled_from(BINNED_OPTIONS),
-    n_bins=st.integers(1, 20),
-)
+@given(problem=_problems(), options=st.sampled_from(BINNED_OPTIONS),
+       n_bins=st.integers(1, 20))
 def test_error_lies_in_unit_interval(problem, options, n_bins):
     y, proba, weights, n_classes = problem
     labels = np.arange(n_classes)
-    value = expected_calibration_error(
-        y, proba, n_bins=n_bins, labels=labels, sample_weight=weights, **options
-    )
+    value = expected_calibration_error(y, proba, n_bins=n_bins, labels=labels,
+                                       sample_weight=weights, **options)
     assert 0.0 <= value <= 1.0
 
 
@@ -495,7 +470,8 @@ def test_error_lies_in_unit_interval(problem, options, n_bins):
     norm=st.sampled_from(["l1", "l2", "max"]),
     n_bins=st.integers(1, 20),
 )
-def test_error_is_zero_when_accuracy_equals_confidence(groups, strategy, norm, n_bins):
+def test_error_is_zero_when_accuracy_equals_confidence(groups, strategy, norm,
+                                                       n_bins):
     # every group of samples sharing a score has hit rate equal to that score, so
     # any bin holding whole groups is exactly calibrated
     scores, outcomes = [], []
@@ -505,11 +481,7 @@ def test_error_is_zero_when_accuracy_equals_confidence(groups, strategy, norm, n
         outcomes += [1] * hits + [0] * (size - hits)
     scores, outcomes = np.array(scores), np.array(outcomes)
     assert expected_calibration_error(
-        outcomes,
-        scores,
-        n_bins=n_bins,
-        strategy=strategy,
-        norm=norm,
+        outcomes, scores, n_bins=n_bins, strategy=strategy, norm=norm,
         labels=[0, 1],
     ) == pytest.approx(0.0, abs=1e-12)
     # the same for top-label confidences 1/2 + v/2 of a three-class problem: twice
@@ -522,23 +494,15 @@ def test_error_is_zero_when_accuracy_equals_confidence(groups, strategy, norm, n
     top = np.array(top)
     proba = np.column_stack([top, (1 - top) / 2, (1 - top) / 2])
     assert expected_calibration_error(
-        labels,
-        proba,
-        n_bins=n_bins,
-        strategy=strategy,
-        norm=norm,
+        labels, proba, n_bins=n_bins, strategy=strategy, norm=norm,
         labels=[0, 1, 2],
     ) == pytest.approx(0.0, abs=1e-12)
 
 
 @settings(max_examples=30, deadline=None)
-@given(
-    problem=_problems(),
-    options=st.sampled_from(
-        [o for o in BINNED_OPTIONS if o["strategy"] != "equal_count"]
-    ),
-    order_seed=st.integers(0, 1000),
-)
+@given(problem=_problems(), options=st.sampled_from(
+    [o for o in BINNED_OPTIONS if o["strategy"] != "equal_count"]
+), order_seed=st.integers(0, 1000))
 def test_invariant_to_sample_order(problem, options, order_seed):
     y, proba, weights, n_classes = problem
     order = np.random.default_rng(order_seed).permutation(y.shape[0])
@@ -550,55 +514,41 @@ def test_invariant_to_sample_order(problem, options, order_seed):
 
 
 @settings(max_examples=30, deadline=None)
-@given(
-    problem=_problems(),
-    multiclass=st.sampled_from(["top_label", "classwise"]),
-    norm=st.sampled_from(["l1", "l2", "max"]),
-)
+@given(problem=_problems(), multiclass=st.sampled_from(["top_label", "classwise"]),
+       norm=st.sampled_from(["l1", "l2", "max"]))
 def test_integer_weights_equal_repetition(problem, multiclass, norm):
     y, proba, weights, n_classes = problem
     repeats = weights.astype(int)
     labels = np.arange(n_classes)
     weighted = expected_calibration_error(
-        y,
-        proba,
-        sample_weight=weights,
-        labels=labels,
-        multiclass=multiclass,
+        y, proba, sample_weight=weights, labels=labels, multiclass=multiclass,
         norm=norm,
     )
     repeated = expected_calibration_error(
-        np.repeat(y, repeats),
-        np.repeat(proba, repeats, axis=0),
-        labels=labels,
-        multiclass=multiclass,
-        norm=norm,
+        np.repeat(y, repeats), np.repeat(proba, repeats, axis=0), labels=labels,
+        multiclass=multiclass, norm=norm,
     )
     assert weighted == pytest.approx(repeated, abs=1e-12)
     smooth_weighted = smooth_calibration_error(
         y, proba, sample_weight=weights, labels=labels, bandwidth=0.1
     )
     smooth_repeated = smooth_calibration_error(
-        np.repeat(y, repeats),
-        np.repeat(proba, repeats, axis=0),
-        labels=labels,
+        np.repeat(y, repeats), np.repeat(proba, repeats, axis=0), labels=labels,
         bandwidth=0.1,
     )
     assert smooth_weighted == pytest.approx(smooth_repeated, abs=1e-12)
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    problem=_problems(),
-    options=st.sampled_from(BINNED_OPTIONS),
-    n_bins=st.integers(1, 20),
-)
+@given(problem=_problems(), options=st.sampled_from(BINNED_OPTIONS),
+       n_bins=st.integers(1, 20))
 def test_binary_1d_and_two_columns_agree(problem, options, n_bins):
     y, proba, weights, _ = problem
     p = proba[:, 0]
     two_columns = np.column_stack([1 - p, p])
     y = y % 2
-    kwargs = {"n_bins": n_bins, "labels": [0, 1], "sample_weight": weights, **options}
+    kwargs = {"n_bins": n_bins, "labels": [0, 1], "sample_weight": weights,
+              **options}
     assert expected_calibration_error(y, p, **kwargs) == expected_calibration_error(
         y, two_columns, **kwargs
     )
@@ -606,11 +556,8 @@ def test_binary_1d_and_two_columns_agree(problem, options, n_bins):
 
 @settings(max_examples=40, deadline=None)
 @given(
-    cells=st.lists(
-        st.tuples(st.integers(0, 14), st.floats(0.02, 0.98), st.booleans()),
-        min_size=1,
-        max_size=50,
-    ),
+    cells=st.lists(st.tuples(st.integers(0, 14), st.floats(0.02, 0.98),
+                             st.booleans()), min_size=1, max_size=50),
 )
 def test_classwise_on_two_columns_equals_the_binary_value(cells):
     # scores kept away from the bin edges, where p and 1 - p would not mirror
@@ -618,10 +565,8 @@ def test_classwise_on_two_columns_equals_the_binary_value(cells):
     y = np.array([int(hit) for *_, hit in cells])
     binary = expected_calibration_error(y, p, labels=[0, 1])
     by_definition = np.mean(
-        [
-            naive_expected_calibration_error(1 - p, y == 0),
-            naive_expected_calibration_error(p, y == 1),
-        ]
+        [naive_expected_calibration_error(1 - p, y == 0),
+         naive_expected_calibration_error(p, y == 1)]
     )
     assert binary == pytest.approx(by_definition, abs=1e-12)
     assert classwise_calibration_error(
@@ -652,8 +597,7 @@ def test_binary_top_label_is_the_top_label_ece_of_the_two_columns(seed):
     # the default is unchanged: the positive class's probability
     positive = naive_expected_calibration_error(p, y, 15, weights)
     assert expected_calibration_error(y, p, sample_weight=weights) == pytest.approx(
-        positive, abs=1e-12
-    )
+        positive, abs=1e-12)
     assert abs(expected - positive) > 0.01  # the two conventions differ here
 
 
@@ -674,22 +618,18 @@ def test_binary_option_reaches_every_metric():
         # compare with a three-class matrix whose third column is zero
         three = np.column_stack([two_columns, np.zeros_like(p)])
         assert top == pytest.approx(
-            metric(y, three, labels=[0, 1, 2], **extra), abs=1e-12
-        ), metric
+            metric(y, three, labels=[0, 1, 2], **extra), abs=1e-12), metric
         assert top == pytest.approx(
-            metric(y, two_columns, binary="top_label", **extra), abs=1e-12
-        )
+            metric(y, two_columns, binary="top_label", **extra), abs=1e-12)
         assert metric(y, p, **extra) == pytest.approx(
-            metric(y, p, binary="positive", **extra)
-        )
+            metric(y, p, binary="positive", **extra))
         with pytest.raises(InvalidParameterError, match="binary"):
             metric(y, p, binary="negative", **extra)
     errors = groupwise_calibration_error(y, p, groups=groups, binary="top_label")
     for group, error in errors.items():
         rows = groups == group
-        assert error == pytest.approx(
-            expected_calibration_error(y[rows], p[rows], binary="top_label")
-        )
+        assert error == pytest.approx(expected_calibration_error(
+            y[rows], p[rows], binary="top_label"))
 
 
 def test_binary_option_of_the_calibration_curve():
@@ -717,6 +657,5 @@ def test_binary_top_label_scorer():
     scorer = make_calibration_scorer(expected_calibration_error, binary="top_label")
     proba = model.predict_proba(X)
     assert scorer(model, X, y) == pytest.approx(
-        -expected_calibration_error(y, proba, binary="top_label")
-    )
+        -expected_calibration_error(y, proba, binary="top_label"))
     assert "binary='top_label'" in repr(scorer)

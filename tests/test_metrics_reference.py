@@ -18,15 +18,16 @@ def _reference_data():
     rng = np.random.default_rng(0)
     n, n_classes = 1000, 3
     proba = rng.dirichlet(np.ones(n_classes), size=n)
-    y = np.minimum((rng.random(n)[:, None] > proba.cumsum(1)).sum(1), n_classes - 1)
+    y = np.minimum(
+        (rng.random(n)[:, None] > proba.cumsum(1)).sum(1), n_classes - 1
+    )
     return y, proba
 
 
 def test_reference_data_is_the_documented_one():
     y, proba = _reference_data()
-    np.testing.assert_allclose(
-        proba[0], [0.39546199, 0.59301806, 0.01151995], atol=1e-8
-    )
+    np.testing.assert_allclose(proba[0], [0.39546199, 0.59301806, 0.01151995],
+                               atol=1e-8)
     np.testing.assert_array_equal(y[:10], [1, 1, 1, 0, 2, 2, 1, 1, 1, 1])
     np.testing.assert_array_equal(np.bincount(y), [333, 349, 318])
     assert np.mean(proba.argmax(1) == y) == pytest.approx(0.622)

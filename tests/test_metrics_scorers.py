@@ -69,13 +69,8 @@ def multiclass_data():
 @pytest.mark.parametrize("name", SKMOE_SCORERS)
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_scorer_is_the_negated_metric_on_predict_proba(name, n_classes):
-    X, y = make_classification(
-        n_samples=200,
-        n_features=5,
-        n_informative=3,
-        n_classes=n_classes,
-        random_state=1,
-    )
+    X, y = make_classification(n_samples=200, n_features=5, n_informative=3,
+                               n_classes=n_classes, random_state=1)
     model = GaussianNB().fit(X, y)
     scorer = get_scorer(name)
     proba = model.predict_proba(X)
@@ -100,9 +95,8 @@ def test_cross_val_score_and_cross_validate(multiclass_data):
     X, y = multiclass_data
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     model = LogisticRegression(max_iter=500)
-    scores = cross_val_score(
-        model, X, y, cv=cv, scoring=get_scorer("neg_expected_calibration_error")
-    )
+    scores = cross_val_score(model, X, y, cv=cv,
+                             scoring=get_scorer("neg_expected_calibration_error"))
     expected = []
     for train, test in cv.split(X, y):
         proba = model.fit(X[train], y[train]).predict_proba(X[test])
@@ -112,9 +106,8 @@ def test_cross_val_score_and_cross_validate(multiclass_data):
     scoring = {name: get_scorer(name) for name in SKMOE_SCORERS}
     scoring["neg_log_loss"] = "neg_log_loss"
     results = cross_validate(model, X, y, cv=cv, scoring=scoring)
-    np.testing.assert_allclose(
-        results["test_neg_expected_calibration_error"], expected, atol=1e-12
-    )
+    np.testing.assert_allclose(results["test_neg_expected_calibration_error"],
+                               expected, atol=1e-12)
     for name in SKMOE_SCORERS:
         assert np.all(results[f"test_{name}"] <= 0)
         assert np.all(results[f"test_{name}"] >= -1)
@@ -123,23 +116,17 @@ def test_cross_val_score_and_cross_validate(multiclass_data):
 def test_grid_search_selects_by_calibration(multiclass_data):
     X, y = multiclass_data
     search = GridSearchCV(
-        LogisticRegression(max_iter=500),
-        {"C": [1e-4, 1.0]},
-        scoring=get_scorer("neg_smooth_calibration_error"),
-        cv=3,
+        LogisticRegression(max_iter=500), {"C": [1e-4, 1.0]},
+        scoring=get_scorer("neg_smooth_calibration_error"), cv=3,
     ).fit(X, y)
     # an almost unregularised logistic model is far better calibrated than one
     # shrunk to the class prior
     assert search.best_params_ == {"C": 1.0}
     refit = GridSearchCV(
-        LogisticRegression(max_iter=500),
-        {"C": [1e-4, 1.0]},
-        scoring={
-            "ece": get_scorer("neg_expected_calibration_error"),
-            "classwise": get_scorer("neg_classwise_calibration_error"),
-        },
-        refit="ece",
-        cv=3,
+        LogisticRegression(max_iter=500), {"C": [1e-4, 1.0]},
+        scoring={"ece": get_scorer("neg_expected_calibration_error"),
+                 "classwise": get_scorer("neg_classwise_calibration_error")},
+        refit="ece", cv=3,
     ).fit(X, y)
     assert refit.best_params_ == {"C": 1.0}
     assert "mean_test_classwise" in refit.cv_results_
@@ -154,22 +141,15 @@ def test_worst_group_scorer_gets_groups_through_metadata_routing(multiclass_data
         scorer = get_scorer("neg_worst_group_calibration_error")
         scorer.set_score_request(groups=True)
         results = cross_validate(
-            model,
-            X,
-            y,
-            cv=cv,
-            params={"groups": groups},
-            scoring={
-                "worst": scorer,
-                "ece": get_scorer("neg_expected_calibration_error"),
-            },
+            model, X, y, cv=cv, params={"groups": groups},
+            scoring={"worst": scorer,
+                     "ece": get_scorer("neg_expected_calibration_error")},
         )
         expected = []
         for train, test in cv.split(X, y, groups):
             proba = model.fit(X[train], y[train]).predict_proba(X[test])
-            expected.append(
-                -worst_group_calibration_error(y[test], proba, groups=groups[test])
-            )
+            expected.append(-worst_group_calibration_error(
+                y[test], proba, groups=groups[test]))
         np.testing.assert_allclose(results["test_worst"], expected, atol=1e-12)
         assert np.all(results["test_worst"] <= results["test_ece"] + 1e-12)
         search = GridSearchCV(model, {"C": [0.01, 1.0]}, scoring=scorer, cv=cv)
@@ -201,12 +181,8 @@ def penguins():
     X = np.asarray(bunch.data[:, :4], dtype=np.float64)
     complete = ~np.isnan(X).any(axis=1)
     years = np.asarray(bunch.data[:, 5], dtype=np.int64)
-    return (
-        X[complete],
-        bunch.target[complete],
-        bunch.domains[complete, 0],
-        years[complete],
-    )
+    return (X[complete], bunch.target[complete],
+            bunch.domains[complete, 0], years[complete])
 
 
 def _all_scorers(groups_requested):
@@ -222,31 +198,15 @@ def _shift_cases(digits, penguins):
     halves = (np.arange(y_digits.shape[0]) % 2).astype(int)
     X_p, y_p, islands, years = penguins
     return [
-        (
-            CovariateShiftSplit(n_splits=5, severity=1.0, random_state=0),
-            X_digits,
-            y_digits,
-            halves,
-        ),
-        (
-            LabelShiftSplit(n_splits=3, alpha=0.3, random_state=0),
-            X_digits,
-            y_digits,
-            halves,
-        ),
-        (
-            AdversarialValidationSplit(X_digits[y_digits < 3], random_state=0),
-            X_digits,
-            y_digits,
-            halves,
-        ),
+        (CovariateShiftSplit(n_splits=5, severity=1.0, random_state=0),
+         X_digits, y_digits, halves),
+        (LabelShiftSplit(n_splits=3, alpha=0.3, random_state=0),
+         X_digits, y_digits, halves),
+        (AdversarialValidationSplit(X_digits[y_digits < 3], random_state=0),
+         X_digits, y_digits, halves),
         (LeaveOneDomainOut(), X_p, y_p, islands),
-        (
-            DomainShuffleSplit(n_splits=3, test_size=0.3, random_state=0),
-            X_p,
-            y_p,
-            islands,
-        ),
+        (DomainShuffleSplit(n_splits=3, test_size=0.3, random_state=0),
+         X_p, y_p, islands),
         (TemporalSplit(n_splits=2), X_p, y_p, years),
     ]
 
@@ -262,13 +222,8 @@ def test_every_scorer_is_finite_under_every_shift_splitter(digits_scaled, pengui
                 # a NaN score comes with a UserWarning: make it fail loudly
                 warnings.simplefilter("error", UserWarning)
                 results = cross_validate(
-                    model,
-                    X,
-                    y,
-                    cv=cv,
-                    params={"groups": groups},
-                    scoring=_all_scorers(True),
-                    error_score="raise",
+                    model, X, y, cv=cv, params={"groups": groups},
+                    scoring=_all_scorers(True), error_score="raise",
                 )
         for name in ALL_SCORERS:
             scores = results[f"test_{name}"]
@@ -281,8 +236,7 @@ def test_scorer_counts_a_class_unseen_in_training_as_a_mistake(penguins):
     # hold out Biscoe, the only island with Gentoo besides none: train lacks class 2
     train, test = islands != "Biscoe", islands == "Biscoe"
     model = make_pipeline(StandardScaler(), LogisticRegression()).fit(
-        X[train], y[train]
-    )
+        X[train], y[train])
     assert model.classes_.tolist() == [0, 1]
     proba = np.zeros((test.sum(), 3))
     proba[:, :2] = model.predict_proba(X[test])
@@ -315,8 +269,7 @@ def test_grid_search_under_a_shift_splitter_picks_the_best_finite_score(
         search = GridSearchCV(
             make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)),
             {"logisticregression__C": [0.01, 0.1, 1.0]},
-            scoring=neg_expected_calibration_error_scorer,
-            cv=cv,
+            scoring=neg_expected_calibration_error_scorer, cv=cv,
         ).fit(X, y)
     means = search.cv_results_["mean_test_score"]
     assert np.all(np.isfinite(means))
@@ -329,12 +282,12 @@ def test_make_calibration_scorer_options_and_errors(multiclass_data):
     scorer = make_calibration_scorer(expected_calibration_error, n_bins=5)
     proba = model.predict_proba(X)
     assert scorer(model, X, y) == pytest.approx(
-        -expected_calibration_error(y, proba, n_bins=5)
-    )
+        -expected_calibration_error(y, proba, n_bins=5))
     assert "n_bins=5" in repr(scorer)
     with pytest.raises(TypeError, match="no parameter 'bins'"):
         make_calibration_scorer(expected_calibration_error, bins=5)
     with pytest.raises(TypeError, match="labels"):
         make_calibration_scorer(expected_calibration_error, labels=[0, 1, 2])
     with pytest.raises(RuntimeError, match="metadata routing"):
-        get_scorer("neg_worst_group_calibration_error").set_score_request(groups=True)
+        get_scorer("neg_worst_group_calibration_error").set_score_request(
+            groups=True)

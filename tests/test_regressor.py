@@ -127,8 +127,7 @@ def _draw_from_the_fitted_mixture(moe, X, n_draws, rng):
     for i in range(X.shape[0]):
         expert = rng.choice(weights.shape[1], size=n_draws, p=weights[i])
         draws[i] = means[i, expert] + moe.noise_scale_[expert] * rng.normal(
-            size=n_draws
-        )
+            size=n_draws)
     return draws
 
 
@@ -144,9 +143,8 @@ def fitted_and_draws(two_lines, request):
     X_test = np.r_[grid[np.argsort(mixing)[-3:]], [[-1.5], [1.5]]]
     if request.param != "hard":
         assert mixing.max() > 0.1  # a real mixture somewhere
-    draws = _draw_from_the_fitted_mixture(
-        moe, X_test, 200_000, np.random.default_rng(0)
-    )
+    draws = _draw_from_the_fitted_mixture(moe, X_test, 200_000,
+                                          np.random.default_rng(0))
     return moe, X_test, draws
 
 
@@ -177,13 +175,9 @@ def test_predict_quantiles_against_draws(fitted_and_draws):
     means = moe.predict_expert(X_test)
     from scipy.stats import norm
 
-    cdf = (
-        weights[:, :, None]
-        * norm.cdf(
-            (quantiles[:, None, :] - means[:, :, None])
-            / moe.noise_scale_[None, :, None]
-        )
-    ).sum(axis=1)
+    cdf = (weights[:, :, None] * norm.cdf(
+        (quantiles[:, None, :] - means[:, :, None])
+        / moe.noise_scale_[None, :, None])).sum(axis=1)
     assert_allclose(cdf, np.broadcast_to(levels, cdf.shape), atol=1e-9)
     assert_allclose(moe.predict_quantiles(X_test, 0.5), quantiles[:, 3])
     with pytest.raises(ValueError, match="quantiles must be"):
@@ -199,9 +193,8 @@ def test_log_likelihood_is_the_mixture_density(fitted_and_draws):
     mean, std = moe.predict(X_test, return_std=True)
     for offset in (-1.0, 0.0, 0.7):
         y = mean + offset * std
-        expected = np.log(
-            (weights * norm.pdf(y[:, None], means, moe.noise_scale_)).sum(axis=1)
-        )
+        expected = np.log((weights * norm.pdf(
+            y[:, None], means, moe.noise_scale_)).sum(axis=1))
         log_density = moe.log_likelihood(X_test, y)
         assert_allclose(log_density, expected, rtol=1e-10)
         # and the draws' frequency in a small window around y
@@ -216,10 +209,8 @@ def test_log_likelihood_is_the_mixture_density(fitted_and_draws):
         )
     # it integrates to one
     grid = np.linspace(mean[0] - 12 * std[0], mean[0] + 12 * std[0], 20001)
-    total = np.trapezoid(
-        np.exp(moe.log_likelihood(np.repeat(X_test[:1], grid.shape[0], axis=0), grid)),
-        grid,
-    )
+    total = np.trapezoid(np.exp(moe.log_likelihood(
+        np.repeat(X_test[:1], grid.shape[0], axis=0), grid)), grid)
     assert total == pytest.approx(1.0, abs=1e-6)
 
 

@@ -58,7 +58,9 @@ def _functions_run(stream):
     }
 
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning"
+)
 
 
 @pytest.mark.parametrize("expert_calibration", [None, "temperature"])
@@ -110,9 +112,9 @@ def test_scattered_arrays_give_the_same_model(client):
     model = MixtureOfExpertsClassifier(n_experts=2, max_iter=3, random_state=0)
     with parallel_backend("dask", scatter=[X, y]):
         fitted = model.fit(X, y)
-    reference = MixtureOfExpertsClassifier(n_experts=2, max_iter=3, random_state=0).fit(
-        X, y
-    )
+    reference = MixtureOfExpertsClassifier(
+        n_experts=2, max_iter=3, random_state=0
+    ).fit(X, y)
     assert_allclose(fitted.predict_proba(X[:100]), reference.predict_proba(X[:100]))
 
 

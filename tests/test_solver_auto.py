@@ -13,7 +13,9 @@ from skmoe import _base as base
 from skmoe.gating import SoftmaxGate
 from skmoe.solvers import _auto
 
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning"
+)
 
 
 def _data(n_samples, random_state=0):
@@ -27,7 +29,7 @@ def _data(n_samples, random_state=0):
 
 @pytest.fixture
 def small_threshold(monkeypatch):
-    """ "auto" picks Adam from 400 rows on, with a budget of 30 minibatch steps."""
+    """"auto" picks Adam from 400 rows on, with a budget of 30 minibatch steps."""
     monkeypatch.setattr(_auto, "MIN_SAMPLES", 400)
     monkeypatch.setattr(_auto, "STEP_BUDGET", 30)
 

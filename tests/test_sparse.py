@@ -17,7 +17,9 @@ from skmoe.model_selection import AdversarialValidationSplit, CovariateShiftSpli
 from skmoe.solvers import _gradient
 
 # the short EM runs below stop at max_iter on purpose
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning"
+)
 
 
 def _sparse_problem(n_samples=300, n_features=8, seed=0):
@@ -216,7 +218,7 @@ def test_adversarial_validation_split_on_sparse():
     propensity = cv.target_propensity(X)
     # rows with larger entries look like the target
     assert np.corrcoef(propensity, X.max(axis=1).toarray().ravel())[0, 1] > 0.3
-    ((train, test),) = cv.split(X)
+    (train, test), = cv.split(X)
     assert test.size == 20 and np.intersect1d(train, test).size == 0
     mixed = AdversarialValidationSplit(X_target_dense, test_size=0.1, random_state=0)
     assert mixed.target_propensity(X).shape == (200,)

@@ -68,40 +68,12 @@ def _objective(problem, tilt, theta=None, rows=None):
     grad = np.empty(theta.size)
     tilt_weights = np.empty(rows.size)
     value = kernels.batch_objective(
-        X,
-        y_class,
-        y_value,
-        weights,
-        groups,
-        rows,
-        theta,
-        dims,
-        n_groups,
-        mode,
-        eta,
-        min_ess,
-        filtered,
-        1.0,
-        *THRESHOLDS,
-        grad,
-        tilt_weights,
+        X, y_class, y_value, weights, groups, rows, theta, dims, n_groups, mode, eta,
+        min_ess, filtered, 1.0, *THRESHOLDS, grad, tilt_weights,
     )
     reference = _naive.stochastic_batch_objective(
-        X,
-        y_class,
-        y_value,
-        weights,
-        groups,
-        rows,
-        theta,
-        dims,
-        n_groups,
-        mode,
-        eta,
-        min_ess,
-        filtered,
-        1.0,
-        *THRESHOLDS,
+        X, y_class, y_value, weights, groups, rows, theta, dims, n_groups, mode, eta,
+        min_ess, filtered, 1.0, *THRESHOLDS,
     )
     return value, grad, tilt_weights, reference
 
@@ -110,7 +82,9 @@ def _objective(problem, tilt, theta=None, rows=None):
 @pytest.mark.parametrize("tilt", TILTS)
 def test_batch_objective_matches_reference(model, tilt):
     problem = _problem(*model)
-    value, grad, weights, (ref_value, ref_grad, ref_weights) = _objective(problem, tilt)
+    value, grad, weights, (ref_value, ref_grad, ref_weights) = _objective(
+        problem, tilt
+    )
     np.testing.assert_allclose(value, ref_value, rtol=1e-10)
     np.testing.assert_allclose(grad, ref_grad, rtol=1e-8, atol=1e-11)
     np.testing.assert_allclose(weights, ref_weights, rtol=1e-8, atol=1e-14)
@@ -119,8 +93,7 @@ def test_batch_objective_matches_reference(model, tilt):
 
 @pytest.mark.parametrize("model", MODELS)
 @pytest.mark.parametrize(
-    "tilt",
-    [t for t in TILTS if t[2] <= 0],  # the bound's eta' is not differentiated
+    "tilt", [t for t in TILTS if t[2] <= 0]  # the bound's eta' is not differentiated
 )
 def test_batch_gradient_finite_differences(model, tilt):
     """Central differences of the batch objective in every coordinate: hidden
@@ -190,37 +163,13 @@ def test_adam_epoch_matches_reference(model):
     free = rng.uniform(size=size) > 0.1
     groups = np.zeros(X.shape[0], dtype=np.intp)
     arguments = (
-        X,
-        y_class,
-        y_value,
-        weights,
-        groups,
-        order,
-        16,
-        theta.copy(),
-        np.zeros(size),
-        np.zeros(size),
-        l2,
-        decay,
-        free,
-        dims,
-        0.05,
-        20,
-        3,
-        0.9,
-        0.999,
-        1e-8,
-        1,
-        kernels.THROUGH_WEIGHTS,
-        1.5,
-        0.7,
-        False,
-        1.0,
-        *THRESHOLDS,
+        X, y_class, y_value, weights, groups, order, 16, theta.copy(),
+        np.zeros(size), np.zeros(size), l2, decay, free, dims, 0.05, 20, 3, 0.9,
+        0.999, 1e-8, 1, kernels.THROUGH_WEIGHTS, 1.5, 0.7, False, 1.0, *THRESHOLDS,
         np.log(0.3) if regression else 0.0,
     )
-    ref_value, ref_step, ref_theta, ref_first, ref_second, ref_used = _naive.adam_epoch(
-        *arguments
+    ref_value, ref_step, ref_theta, ref_first, ref_second, ref_used = (
+        _naive.adam_epoch(*arguments)
     )
     used = np.zeros(X.shape[0])
     value, step = kernels.adam_epoch(*arguments, used)  # updates in place

@@ -14,7 +14,9 @@ from skmoe.reweighting import AdversarialReweighting
 from skmoe.solvers import _gradient, _stochastic
 
 # a few epochs on purpose
-pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::sklearn.exceptions.ConvergenceWarning"
+)
 
 
 def _sparse_problem(n_samples=240, n_features=7, seed=0):
