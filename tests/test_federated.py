@@ -5,9 +5,12 @@ small enough that every fit takes a second or two.
 """
 
 import sys
+from math import comb
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.linear_model import LogisticRegression, SGDClassifier
@@ -20,8 +23,16 @@ from skmoe.federated import (
     LocalClassifier,
     run_flower_simulation,
 )
-from skmoe.federated._protocol import aggregate, check_reply
-from skmoe.federated._server import choose_anchors
+from skmoe.federated._protocol import (
+    aggregate,
+    check_reply,
+    client_guard_counts,
+    client_update,
+    expert_parameters,
+    materialise_expert,
+    validation_mask,
+)
+from skmoe.federated._server import choose_anchors, guard_decision
 
 FAST = {"n_rounds": 4, "clients_per_round": 5, "local_epochs": 1, "random_state": 0}
 
@@ -80,9 +91,12 @@ def test_fitted_attributes_and_probabilities(fitted, clients):
     embedding = fitted.common_expert_.decision_function(X_test)
     assert fitted.gate_.predict_proba(embedding).shape == (X_test.shape[0], 5)
     # each sample is predicted by one of its client's top-k experts
+    # each sample is predicted by one of its client's top-k experts, or by the
+    # common expert (-1) where the guard does not trust the routed expert
     chosen = fitted.predict_expert(X_test, test_ids)
     for client, expert in zip(test_ids, chosen, strict=True):
-        assert expert in fitted.client_experts_[client.item()]
+        assert expert == -1 or expert in fitted.client_experts_[client.item()]
+        assert expert == -1 or fitted.trusted_experts_[expert]
 
 
 def test_every_round_trains_only_top_k_experts_and_anchors_are_in_rounds(fitted):
@@ -205,8 +219,14 @@ def test_unseen_clients_route_zero_shot_to_the_experts_of_their_labels():
     client_ids = np.searchsorted(pairs[:, 1], y)  # client c holds labels 2c, 2c+1
     rng = np.random.RandomState(0)
     unseen = rng.random_sample(y.shape[0]) < 0.3
+    # the routing itself: no guard handing samples to the common expert
     model = DDOMEClassifier(
-        n_experts=5, top_k=1, n_rounds=8, clients_per_round=5, random_state=0
+        n_experts=5,
+        top_k=1,
+        n_rounds=8,
+        clients_per_round=5,
+        random_state=0,
+        guard=None,
     ).fit(X[~unseen], y[~unseen], client_ids[~unseen])
     hits = []
     for client, expert in model.anchors_.items():
@@ -480,6 +500,12 @@ def test_flower_simulation_gives_the_in_process_model(clients):
     for a, b in zip(on_flower.experts_, in_process.experts_, strict=True):
         np.testing.assert_allclose(a.coef_, b.coef_)
     assert on_flower.anchors_ == in_process.anchors_
+    # the guard (on by default) counts the same validation rows on both
+    for key in ("n_routed", "n_expert_only", "n_common_only", "trusted"):
+        np.testing.assert_array_equal(on_flower.guard_[key], in_process.guard_[key])
+    np.testing.assert_array_equal(
+        on_flower.predict(X, client_ids), in_process.predict(X, client_ids)
+    )
 
 
 # ------------------------------------------------------- client identifier types
@@ -764,3 +790,186 @@ def test_experts_without_weighted_partial_fit_are_a_clear_error(clients):
         DDOMEClassifier(expert=Unweighted(loss="log_loss"), **FAST).fit(
             X, y, client_ids
         )
+
+
+# ------------------------------------------------------------------------ the guard
+def test_validation_rows_are_a_fixed_floor_share_and_never_train():
+    instruction = {"validation_fraction": 0.25, "validation_seed": 7}
+    mask = validation_mask(10, instruction)
+    assert mask.sum() == 2  # floor(0.25 * 10)
+    np.testing.assert_array_equal(mask, validation_mask(10, instruction))
+    # a client too small to spare a row trains on all of it
+    assert not validation_mask(3, instruction).any()
+    assert not validation_mask(10, {}).any()
+
+    # the labels of the validation rows do not change what the client sends
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:40] / 16.0, y[:40]
+    template = SGDClassifier(loss="log_loss", learning_rate="constant", eta0=0.1)
+    blank = materialise_expert(template, X.shape[1], 10, 0)
+    rng = np.random.RandomState(0)
+    embedding = rng.standard_normal((40, 3))
+    instruction = {
+        "gate_coef": rng.standard_normal((2, 3)),
+        "gate_intercept": np.zeros(2),
+        "experts": np.array([0, 1]),
+        "expert_parameters": [expert_parameters(blank)] * 2,
+        "anchor": -1,
+        "seed": 3,
+        "n_classes": 10,
+        "local_epochs": 2,
+        "gate_learning_rate": 0.5,
+        "gate_batch_size": 8,
+        "validation_fraction": 0.25,
+        "validation_seed": 7,
+    }
+    rows = validation_mask(40, instruction)
+    relabelled = y.copy()
+    relabelled[rows] = (y[rows] + 1) % 10
+    a = client_update(X, y, embedding, instruction, template)
+    b = client_update(X, relabelled, embedding, instruction, template)
+    assert a["n_samples"] == 30
+    np.testing.assert_array_equal(a["gate_coef"], b["gate_coef"])
+    for pa, pb in zip(a["expert_parameters"], b["expert_parameters"], strict=True):
+        for u, v in zip(pa, pb, strict=True):
+            np.testing.assert_array_equal(u, v)
+    # and the guard counts only them: a row's fate is decided where it was held out
+    counts = client_guard_counts(
+        X, y, embedding, np.ones(40, dtype=bool), instruction, template
+    )
+    assert counts["n_samples"] == 10 and counts["n_routed"].sum() == 10
+    assert counts["n_expert_only"].sum() == 0  # the common expert is always right
+
+
+def test_guard_decision_is_a_one_sided_sign_test_on_the_pooled_counts():
+    replies = {
+        0: {
+            "experts": np.array([0, 2]),
+            "n_routed": np.array([10, 5]),
+            "n_expert_only": np.array([6, 1]),
+            "n_common_only": np.array([1, 1]),
+        },
+        1: {
+            "experts": np.array([0, 1]),
+            "n_routed": np.array([8, 4]),
+            "n_expert_only": np.array([3, 0]),
+            "n_common_only": np.array([0, 0]),
+        },
+        # an error, and counts that cannot be (more wins than routed rows)
+        2: {"error": "ValueError: boom"},
+        3: {
+            "experts": np.array([1]),
+            "n_routed": np.array([1]),
+            "n_expert_only": np.array([5]),
+            "n_common_only": np.array([0]),
+        },
+    }
+    guard = guard_decision(replies, n_experts=3, alpha=0.05)
+    assert guard["n_clients"] == 2
+    np.testing.assert_array_equal(guard["n_routed"], [18, 4, 5])
+    np.testing.assert_array_equal(guard["n_expert_only"], [9, 0, 1])
+    np.testing.assert_array_equal(guard["n_common_only"], [1, 0, 1])
+    # expert 0: 9 wins, 1 loss; P(X >= 9 | n=10, p=1/2) by hand
+    p0 = (comb(10, 9) + comb(10, 10)) / 2**10
+    np.testing.assert_allclose(guard["p_values"], [p0, 1.0, 0.75])
+    # no discordant pair is no evidence of a gain: not trusted
+    np.testing.assert_array_equal(guard["trusted"], [True, False, False])
+    assert guard_decision(replies, 3, alpha=0.8)["trusted"].tolist() == [
+        True,
+        False,
+        True,
+    ]
+
+
+@pytest.mark.slow
+def test_guard_hands_bad_experts_to_the_common_expert():
+    """Experts with a learning rate 1000 times the default's jump about: unseen
+    clients served by them lose over 20 points; the guard gives them back the common
+    expert's predictions, exactly."""
+    X, y, client_ids, _ = balanced_label_skew(24, seed=0)
+    unseen = np.isin(client_ids, [0, 1, 2, 3])
+    args = (X[~unseen], y[~unseen], client_ids[~unseen])
+    bad = SGDClassifier(loss="log_loss", learning_rate="constant", eta0=100.0)
+    params = {"expert": bad, "n_experts": 5, "n_rounds": 10, "clients_per_round": 8}
+    guarded = DDOMEClassifier(**params, random_state=0).fit(*args)
+    unguarded = DDOMEClassifier(**params, random_state=0, guard=None).fit(*args)
+    new_ids = client_ids[unseen] + 1000
+    common = guarded.common_expert_.score(X[unseen], y[unseen])
+    assert unguarded.score(X[unseen], y[unseen], new_ids) < common - 0.2
+    assert not guarded.trusted_experts_.any()
+    assert np.all(guarded.predict_expert(X[unseen], new_ids) == -1)
+    np.testing.assert_array_equal(
+        guarded.predict(X[unseen], new_ids),
+        guarded.common_expert_.predict(X[unseen]),
+    )
+    np.testing.assert_allclose(
+        guarded.predict_proba(X[unseen], new_ids),
+        guarded.common_expert_.predict_proba(X[unseen]),
+    )
+
+
+@pytest.mark.slow
+def test_guard_keeps_experts_that_beat_the_common_expert():
+    """Where the experts gain (the split of the regression test below), the guard
+    trusts some of them and unseen clients keep the gain; what it costs is measured
+    on seen clients (a fifth of the rows held out, untrusted experts replaced)."""
+    X, y, client_ids, rng = balanced_label_skew(24, seed=0)
+    unseen = np.isin(client_ids, [0, 1, 2, 3])
+    test = ~unseen & (rng.random_sample(y.shape[0]) < 0.3)
+    train = ~unseen & ~test
+    args = (X[train], y[train], client_ids[train])
+    params = {"n_experts": 5, "n_rounds": 20, "clients_per_round": 8}
+    guarded = DDOMEClassifier(**params, random_state=0).fit(*args)
+    unguarded = DDOMEClassifier(**params, random_state=0, guard=None).fit(*args)
+    new_ids = client_ids[unseen] + 1000
+    common = guarded.common_expert_.score(X[unseen], y[unseen])
+    assert guarded.trusted_experts_.any()
+    # the level matters: at the conventional 0.05 no expert would be trusted (the
+    # counts do not depend on the level), and the gain would be lost
+    assert not np.any(guarded.guard_["p_values"] < 0.05)
+    on_unseen = guarded.score(X[unseen], y[unseen], new_ids)
+    assert on_unseen > common + 0.05
+    assert on_unseen >= unguarded.score(X[unseen], y[unseen], new_ids) - 0.01
+    # measured: 0.896 against 0.950 without the guard, 0.828 for the common expert
+    seen = guarded.score(X[test], y[test], client_ids[test])
+    assert seen > guarded.common_expert_.score(X[test], y[test]) + 0.05
+
+
+def test_guard_parameters_are_validated(clients):
+    X, y, client_ids = clients[:3]
+    for params, name in (
+        ({"guard": "majority"}, "guard"),
+        ({"guard_alpha": 0.0}, "guard_alpha"),
+        ({"validation_fraction": 1.0}, "validation_fraction"),
+    ):
+        with pytest.raises(ValueError, match=name):
+            DDOMEClassifier(**params, **FAST).fit(X, y, client_ids)
+
+
+@given(
+    wins=st.lists(st.integers(0, 30), min_size=1, max_size=4),
+    losses=st.lists(st.integers(0, 30), min_size=4, max_size=4),
+    alpha=st.floats(0.01, 1.0),
+)
+def test_guard_decision_properties(wins, losses, alpha):
+    """p is the exact binomial tail; trusted means p < alpha; one more win for an
+    expert never raises its p-value."""
+    losses = losses[: len(wins)]
+    reply = {
+        "experts": np.arange(len(wins)),
+        "n_routed": np.array(wins) + np.array(losses) + 1,
+        "n_expert_only": np.array(wins),
+        "n_common_only": np.array(losses),
+    }
+    guard = guard_decision({0: reply}, len(wins), alpha)
+    for m, (w, lo) in enumerate(zip(wins, losses, strict=True)):
+        n = w + lo
+        tail = sum(comb(n, k) for k in range(w, n + 1)) / 2**n if n else 1.0
+        assert guard["p_values"][m] == pytest.approx(tail, rel=1e-9)
+        assert guard["trusted"][m] == (guard["p_values"][m] < alpha)
+    more = {**reply, "n_expert_only": reply["n_expert_only"] + 1}
+    more["n_routed"] = more["n_routed"] + 1
+    assert np.all(
+        guard_decision({0: more}, len(wins), alpha)["p_values"]
+        <= guard["p_values"] + 1e-12
+    )

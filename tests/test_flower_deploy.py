@@ -116,6 +116,8 @@ def test_app_defaults_are_the_estimators_defaults():
         if key == "random-state":  # a deployment is reproducible by default
             continue
         assert config[key] == defaults[param], key
+    # TOML has no None: the guard is "common_expert" or "" (off)
+    assert config["guard"] == defaults["guard"] == "common_expert"
 
 
 def test_app_project_is_a_valid_flower_app():
@@ -495,6 +497,10 @@ def test_flower_deployment_gives_the_in_process_model(federation):
         np.testing.assert_allclose(a.coef_, b.coef_)
         np.testing.assert_allclose(a.intercept_, b.intercept_)
     assert deployed.anchors_ == in_process.anchors_
+    # the guard's counts come from the nodes' own validation rows
+    for key in ("n_routed", "n_expert_only", "n_common_only", "trusted"):
+        np.testing.assert_array_equal(deployed.guard_[key], in_process.guard_[key])
+    assert deployed.guard_["n_clients"] == N_CLIENTS
     assert {c: e.tolist() for c, e in deployed.client_experts_.items()} == {
         c: e.tolist() for c, e in in_process.client_experts_.items()
     }
@@ -564,6 +570,9 @@ def test_deployment_survives_faulty_and_dying_nodes(federation):
     for expert in model.experts_:
         assert np.all(np.isfinite(expert.coef_))
     assert model.predict(X[:20]).shape == (20,)
+    # the guard counts only client 2: client 0 is dead, client 1's counts are NaN
+    # and the single-sample client 3 has no row to spare for validation
+    assert model.guard_["n_clients"] == 1
 
 
 def test_simulation_engine_runs_the_app_to_the_in_process_model(tmp_path):
@@ -606,3 +615,5 @@ def test_simulation_engine_runs_the_app_to_the_in_process_model(tmp_path):
     for a, b in zip(simulated.experts_, in_process.experts_, strict=True):
         np.testing.assert_allclose(a.coef_, b.coef_)
     assert simulated.anchors_ == in_process.anchors_
+    for key in ("n_routed", "n_expert_only", "n_common_only", "trusted"):
+        np.testing.assert_array_equal(simulated.guard_[key], in_process.guard_[key])

@@ -106,7 +106,9 @@ class DDOMEClassifier(
     At prediction a client, seen or not, routes *zero-shot*: it averages the gate
     scores over its data, keeps the ``top_k`` experts, and predicts each sample with
     the selected expert the gate scores highest. Seen clients use the experts chosen
-    on their training data.
+    on their training data. With the guard (the default), a sample routed to an
+    expert that did not beat the common expert on the clients' held-out rows gets
+    the common expert's prediction.
 
     Parameters
     ----------
@@ -162,6 +164,32 @@ default="auto"
         "common_expert" starts every expert from the common expert's parameters
         (as in the paper), which needs a common expert of the experts' kind and
         shapes, applied to the raw features (no pipeline), with the same classes.
+    guard : {"common_expert"} or None, default="common_expert"
+        Keeps the model from doing worse than the common expert where its experts
+        do not beat it. Each client keeps ``validation_fraction`` of its rows out of
+        training; after the last round it routes them zero-shot (as an unseen
+        client) and counts, per expert, the rows the expert gets right and the
+        common expert wrong and the reverse; the server trusts an expert whose
+        one-sided sign test on the pooled counts has a p-value below
+        ``guard_alpha``, and at prediction a sample routed to an untrusted expert
+        gets the common expert's probabilities. The default because a mixture that
+        serves unseen clients worse than the model it starts from is a worse model:
+        the gate misroutes them when the common expert's embedding cannot tell the
+        label groups apart, and federated experts can lose some of the common
+        expert's accuracy. It costs the held-out rows' training and, where an
+        expert's gain is not shown, that gain; and its evidence comes from the
+        training clients' label combinations, so it does not guarantee clients
+        holding combinations never seen (see the user guide). None trains on all
+        rows and always uses the experts (the paper's method).
+    guard_alpha : float, default=0.5
+        Level of the guard's sign test. 0.5 asks an expert to win more often than
+        it loses by more than a fair coin's median; a federation has few
+        validation rows per expert, and at 0.05 the guard replaced experts that
+        gained 12 points. Lower it for a stricter guard.
+    validation_fraction : float, default=0.2
+        Share of each client's rows kept out of training for the guard
+        (``floor(validation_fraction * n)`` rows, so a client with fewer than
+        ``1 / validation_fraction`` rows keeps none). Unused without the guard.
     server_fraction : float, default=0.1
         Share of the samples, drawn at random, that stand for the public data on
         which the server fits an unfitted common expert (the samples stay with their
@@ -201,6 +229,13 @@ default="auto"
         same clients, and wall ``time``.
     label_groups_ : list of ndarray or None
         With ``anchors="label_groups"``: the labels of each expert's group.
+    trusted_experts_ : ndarray of shape (n_experts,) of bool
+        The experts the guard lets predict (all of them without the guard).
+    guard_ : dict or None
+        The guard's pooled evidence: ``n_routed``, ``n_expert_only`` (rows the
+        expert gets right and the common expert wrong), ``n_common_only``,
+        ``p_values`` and ``trusted`` per expert, and ``n_clients`` (replies
+        counted). None without the guard.
     common_expert_accuracy_ : float
         The common expert's accuracy over all training clients (each client counts
         its correct predictions at home and sends the number).
@@ -250,6 +285,9 @@ default="auto"
         "gate_batch_size": [Interval(Integral, 1, None, closed="left")],
         "embedding": [StrOptions({"auto", *_EMBEDDING_METHODS})],
         "expert_init": [StrOptions({"default", "common_expert"})],
+        "guard": [StrOptions({"common_expert"}), None],
+        "guard_alpha": [Interval(Real, 0, 1, closed="right")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "server_fraction": [Interval(Real, 0, 1, closed="right")],
         "dropout_rate": [Interval(Real, 0, 1, closed="left")],
         "random_state": ["random_state"],
@@ -274,6 +312,9 @@ default="auto"
         gate_batch_size=32,
         embedding="auto",
         expert_init="default",
+        guard="common_expert",
+        guard_alpha=0.5,
+        validation_fraction=0.2,
         server_fraction=0.1,
         dropout_rate=0.0,
         random_state=None,
@@ -294,6 +335,9 @@ default="auto"
         self.gate_batch_size = gate_batch_size
         self.embedding = embedding
         self.expert_init = expert_init
+        self.guard = guard
+        self.guard_alpha = guard_alpha
+        self.validation_fraction = validation_fraction
         self.server_fraction = server_fraction
         self.dropout_rate = dropout_rate
         self.random_state = random_state
@@ -373,6 +417,9 @@ default="auto"
             "gate_learning_rate": self.gate_learning_rate,
             "gate_batch_size": self.gate_batch_size,
             "dropout_rate": self.dropout_rate,
+            "guard": self.guard is not None,
+            "guard_alpha": self.guard_alpha,
+            "validation_fraction": self.validation_fraction,
         }
 
     @_fit_context(prefer_skip_nested_validation=False)
@@ -448,6 +495,16 @@ default="auto"
                     stacklevel=3,
                 )
         self.common_expert_accuracy_ = self._common_accuracy(result)
+        guard = result.get("guard")
+        if guard is None:
+            self.trusted_experts_ = np.ones(self.n_experts, dtype=bool)
+            self.guard_ = None
+        else:
+            self.trusted_experts_ = np.asarray(guard["trusted"], dtype=bool)
+            self.guard_ = {
+                key: np.asarray(value) if key != "n_clients" else int(value)
+                for key, value in guard.items()
+            }
         self.anchors_ = {
             client_key(self.clients_[c]): int(m) for c, m in result["anchors"].items()
         }
@@ -601,8 +658,32 @@ default="auto"
             chosen[rows] = selected[np.argmax(log_gate[np.ix_(rows, selected)], axis=1)]
         return X, chosen
 
+    def _guarded(self, chosen):
+        """The routed experts; -1 where the guard gives the common expert."""
+        trusted = getattr(self, "trusted_experts_", None)
+        if trusted is None:  # a model fitted before the guard existed
+            return chosen
+        return np.where(trusted[chosen], chosen, -1)
+
+    def _common_proba(self, X):
+        """The common expert's class probabilities over ``classes_``."""
+        common = self.common_expert_
+        proba = np.zeros((X.shape[0], self.classes_.shape[0]))
+        if hasattr(common, "predict_proba"):
+            columns = self._encode(common.classes_)
+            known = columns >= 0
+            proba[:, columns[known]] = np.asarray(common.predict_proba(X))[:, known]
+        else:
+            predicted = self._encode(common.predict(X))
+            rows = np.flatnonzero(predicted >= 0)
+            proba[rows, predicted[rows]] = 1.0
+        return proba
+
     def predict_proba(self, X, client_ids=None):
         """Class probabilities, each from the sample's routed expert.
+
+        A sample routed to an expert that the guard does not trust
+        (``trusted_experts_``) gets the common expert's probabilities.
 
         Parameters
         ----------
@@ -616,10 +697,14 @@ default="auto"
         proba : ndarray of shape (n_samples, n_classes)
         """
         X, chosen = self._routing(X, client_ids)
+        chosen = self._guarded(chosen)
         proba = np.zeros((X.shape[0], self.classes_.shape[0]))
         for m in np.unique(chosen):
             rows = chosen == m
-            proba[rows] = self.experts_[m].predict_proba(X[rows])
+            if m < 0:
+                proba[rows] = self._common_proba(X[rows])
+            else:
+                proba[rows] = self.experts_[m].predict_proba(X[rows])
         return proba
 
     def predict(self, X, client_ids=None):
@@ -650,5 +735,6 @@ default="auto"
         Returns
         -------
         experts : ndarray of shape (n_samples,)
+            -1 where the guard hands the sample to the common expert.
         """
-        return self._routing(X, client_ids)[1]
+        return self._guarded(self._routing(X, client_ids)[1])

@@ -24,6 +24,8 @@ ESTIMATOR_KEYS = {
     "share-label-counts": "share_label_counts",
     "anchor-fraction": "anchor_fraction",
     "expert-init": "expert_init",
+    "guard-alpha": "guard_alpha",
+    "validation-fraction": "validation_fraction",
     "n-rounds": "n_rounds",
     "clients-per-round": "clients_per_round",
     "local-epochs": "local_epochs",

@@ -14,6 +14,7 @@ import numpy as np
 
 from skmoe.federated._protocol import (
     client_gate_scores,
+    client_guard_counts,
     client_summary,
     client_update,
 )
@@ -112,6 +113,16 @@ def make_client_app(client_data, template, n_classes):
         reply = {**client_gate_scores(embedding, instruction), "client": index}
         return Message(encode(reply), reply_to=message)
 
+    @app.query("guard")
+    def guard(message, context):
+        index, X, y, embedding, instruction = partition(context, message.content)
+        common_correct = np.asarray(client_data[index][3]) == y
+        reply = client_guard_counts(
+            X, y, embedding, common_correct, instruction, template
+        )
+        reply["client"] = index
+        return Message(encode(reply), reply_to=message)
+
     @app.train()
     def train(message, context):
         index, X, y, embedding, instruction = partition(context, message.content)
@@ -187,6 +198,9 @@ class FlowerTransport:
 
     def update(self, instructions):
         return self._exchange("train", instructions)
+
+    def guard(self, instructions):
+        return self._exchange("query.guard", instructions)
 
 
 def make_server_app(config, rng, result):

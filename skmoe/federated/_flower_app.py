@@ -38,6 +38,7 @@ from skmoe.federated._deploy import (
 from skmoe.federated._flower import decode, encode
 from skmoe.federated._protocol import (
     client_gate_scores,
+    client_guard_counts,
     client_summary,
     client_update,
 )
@@ -99,10 +100,11 @@ def local_data(context, instruction):
         common_expert = load_verified(expert_path, digest, "common expert")
         method = embedding_method(common_expert, context.run_config["embedding"])
         name = context.node_config.get("client-id", path.stem)
-        # how often the common expert is right here: a count, for its accuracy
-        n_correct = int(np.sum(common_expert.predict(X) == y))
+        # where the common expert is right here: for its accuracy (a count) and
+        # for the guard (counts of where it and the experts differ)
+        common_correct = np.asarray(common_expert.predict(X) == y)
         _LOADED.clear()
-        _LOADED[key] = (name, X, y, embed(common_expert, X, method), n_correct)
+        _LOADED[key] = (name, X, y, embed(common_expert, X, method), common_correct)
     return _LOADED[key]
 
 
@@ -158,10 +160,10 @@ def describe(message, context):
     One exchange instead of two: each message costs a ClientApp process on the node.
     """
     instruction = decode(message.content)
-    name, X, y, embedding, n_correct = local_data(context, instruction)
+    name, X, y, embedding, common_correct = local_data(context, instruction)
     labels, y_local = np.unique(y, return_inverse=True)
     summary = client_summary(embedding, y_local, labels.shape[0])
-    summary["n_common_correct"] = n_correct
+    summary["n_common_correct"] = int(np.sum(common_correct))
     if not instruction.get("share_label_counts", True):
         del summary["label_counts"]
         if "label_groups" in instruction:
@@ -197,6 +199,22 @@ def train(message, context):
         X,
         encode_labels(y, instruction["classes"]),
         _standardised(embedding, instruction),
+        instruction,
+        expert_template(context, instruction),
+    )
+    return _reply(message, reply)
+
+
+@client_app.query("guard")
+def guard(message, context):
+    """The guard's counts on this node's validation rows (client_guard_counts)."""
+    instruction = decode(message.content)
+    _, X, y, embedding, common_correct = local_data(context, instruction)
+    reply = client_guard_counts(
+        X,
+        encode_labels(y, instruction["classes"]),
+        _standardised(embedding, instruction),
+        common_correct,
         instruction,
         expert_template(context, instruction),
     )
@@ -277,6 +295,9 @@ class GridTransport:
 
     def update(self, instructions):
         return self._exchange("train", instructions)
+
+    def guard(self, instructions):
+        return self._exchange("query.guard", instructions)
 
 
 def wait_for_nodes(grid, min_nodes, patience):
@@ -411,10 +432,13 @@ def fit_on_grid(grid, run_config):
         expert = joblib.load(run_config["expert"])
         shared["expert_sha256"] = file_digest(run_config["expert"])
     groups = run_config.get("label-groups", "")
+    # a TOML setting cannot be None: "" switches the guard off
+    guard = run_config.get("guard", "common_expert")
     estimator = DDOMEClassifier(
         common_expert,
         expert=expert,
         label_groups=json.loads(groups) if groups != "" else None,
+        guard=guard if guard != "" else None,
         **{
             param: run_config[key]
             for key, param in ESTIMATOR_KEYS.items()

@@ -24,6 +24,24 @@ from sklearn.exceptions import ConvergenceWarning
 _LOG_TINY = float(np.log(np.finfo(np.float64).tiny))
 
 
+# ------------------------------------------------------------------ validation rows
+def validation_mask(n_samples, instruction):
+    """The rows a client keeps out of training to check its experts (the guard).
+
+    ``floor(validation_fraction * n_samples)`` rows drawn with the federation's
+    ``validation_seed`` (the same draw in every round, on every transport), so that
+    a client with fewer than ``1 / validation_fraction`` samples keeps none and
+    trains on all. Without ``validation_fraction`` in the instruction no row is kept.
+    """
+    mask = np.zeros(n_samples, dtype=bool)
+    fraction = float(instruction.get("validation_fraction", 0.0))
+    n_validation = int(np.floor(fraction * n_samples))
+    if n_validation > 0:
+        rng = np.random.RandomState(int(instruction["validation_seed"]))
+        mask[rng.permutation(n_samples)[:n_validation]] = True
+    return mask
+
+
 # --------------------------------------------------------------------------- experts
 def expert_parameters(estimator):
     """The trainable arrays of a fitted expert, as a list (copies)."""
@@ -187,8 +205,15 @@ def client_summary(embedding, y, n_classes, instruction=None, common_predictions
 
 
 def client_gate_scores(embedding, instruction):
-    """The mean routing weights of a client's data under the server's gate."""
+    """The mean routing weights of a client's data under the server's gate.
+
+    With ``instruction["rows"] == "validation"`` over the client's validation rows
+    only (:func:`validation_mask`): the guard routes them zero-shot, as an unseen
+    client's data.
+    """
     gate = (instruction["gate_coef"], instruction["gate_intercept"])
+    if instruction.get("rows") == "validation":
+        embedding = embedding[validation_mask(embedding.shape[0], instruction)]
     return {
         "n_samples": int(embedding.shape[0]),
         "gate_scores": np.exp(gate_log_proba(embedding, gate)).mean(axis=0),
@@ -222,6 +247,9 @@ def client_update(X, y, embedding, instruction, template):
         trained on), and the received model's ``loss`` and ``accuracy`` on this
         client (measured before training).
     """
+    # rows kept for the guard's check never train anything
+    training = ~validation_mask(X.shape[0], instruction)
+    X, y, embedding = X[training], y[training], embedding[training]
     rng = np.random.RandomState(int(instruction["seed"]))
     n_classes = int(instruction["n_classes"])
     selected = [int(m) for m in instruction["experts"]]
@@ -298,6 +326,60 @@ def _routed_predictions(experts, X, routed):
         if rows.any():
             predicted[rows] = np.argmax(estimator.predict_proba(X[rows]), axis=1)
     return predicted
+
+
+def client_guard_counts(X, y, embedding, common_correct, instruction, template):
+    """How the final experts fare against the common expert on the validation rows.
+
+    The client routes its validation rows zero-shot, as an unseen client does: each
+    row goes to the expert, among the ``experts`` the server sent (the top-k of the
+    rows' mean gate scores), that the gate scores highest. For each sent expert it
+    counts the rows routed to it, those that the expert gets right and the common
+    expert wrong, and the reverse: the discordant pairs of a paired (sign) test. No
+    row, label or prediction leaves the client, only these counts.
+
+    Parameters
+    ----------
+    X, y, embedding : ndarray
+        As in :func:`client_update` (all the client's rows).
+    common_correct : ndarray of shape (n_samples,) of bool
+        Whether the common expert predicts each row right (computed at home).
+    instruction : dict
+        ``gate_coef``, ``gate_intercept``, ``experts``, ``expert_parameters``,
+        ``n_classes``, ``validation_fraction``, ``validation_seed``.
+    template : estimator
+
+    Returns
+    -------
+    reply : dict
+        ``n_samples`` (validation rows), ``experts``, and per expert ``n_routed``,
+        ``n_expert_only`` and ``n_common_only``.
+    """
+    rows = validation_mask(X.shape[0], instruction)
+    X, y, embedding = X[rows], y[rows], embedding[rows]
+    common_correct = np.asarray(common_correct, dtype=bool)[rows]
+    selected = [int(m) for m in instruction["experts"]]
+    blank = materialise_expert(template, X.shape[1], int(instruction["n_classes"]), 0)
+    experts = [
+        set_expert_parameters(copy.deepcopy(blank), parameters)
+        for parameters in instruction["expert_parameters"]
+    ]
+    gate = (instruction["gate_coef"], instruction["gate_intercept"])
+    routed = np.argmax(gate_log_proba(embedding, gate)[:, selected], axis=1)
+    expert_correct = _routed_predictions(experts, X, routed) == y
+    counts = np.zeros((3, len(selected)), dtype=np.int64)
+    for j in range(len(selected)):
+        here = routed == j
+        counts[0, j] = here.sum()
+        counts[1, j] = np.sum(here & expert_correct & ~common_correct)
+        counts[2, j] = np.sum(here & ~expert_correct & common_correct)
+    return {
+        "n_samples": int(X.shape[0]),
+        "experts": np.array(selected, dtype=np.int64),
+        "n_routed": counts[0],
+        "n_expert_only": counts[1],
+        "n_common_only": counts[2],
+    }
 
 
 def client_error(exc):

@@ -3,8 +3,9 @@
 :func:`run_ddome` is the server's main loop: choose the round's clients (anchors
 first), query their gate scores, send each client only its top-k experts, check the
 replies and average them. It talks to the clients only through a *transport* with
-three methods (``summaries``, ``gate_scores``, ``update``), each taking a mapping from
-client index to instruction and returning the replies of the clients that answered.
+the methods ``summaries``, ``gate_scores``, ``update`` (and ``guard`` when the guard
+is on), each taking a mapping from client index to instruction and returning the
+replies of the clients that answered.
 :class:`InProcessTransport` calls the client functions of
 :mod:`skmoe.federated._protocol` directly; the Flower transport sends them as messages.
 """
@@ -13,6 +14,7 @@ from time import perf_counter
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
+from scipy.stats import binomtest
 
 from skmoe.federated._protocol import (
     aggregate,
@@ -20,6 +22,7 @@ from skmoe.federated._protocol import (
     check_reply,
     client_error,
     client_gate_scores,
+    client_guard_counts,
     client_summary,
     client_update,
     initial_expert_parameters,
@@ -67,6 +70,23 @@ class InProcessTransport:
             c: client_gate_scores(self._embedding(c, inst), inst)
             for c, inst in instructions.items()
         }
+
+    def guard(self, instructions):
+        replies = {}
+        for c, inst in instructions.items():
+            X, y, _ = self.client_data[c][:3]
+            try:
+                replies[c] = client_guard_counts(
+                    X,
+                    y,
+                    self._embedding(c, inst),
+                    np.asarray(self.client_data[c][3]) == y,
+                    inst,
+                    self.template,
+                )
+            except Exception as exc:  # noqa: BLE001 - as in update
+                replies[c] = client_error(exc)
+        return replies
 
     def update(self, instructions):
         replies = {}
@@ -250,7 +270,9 @@ def run_ddome(transport, config, rng, log=None):
         ``n_experts``, ``top_k``, ``anchors`` (mapping client index -> expert, or
         None to choose them), ``anchor_fraction``, ``n_rounds``,
         ``clients_per_round``, ``local_epochs``, ``gate_learning_rate``,
-        ``gate_batch_size``, ``dropout_rate``.
+        ``gate_batch_size``, ``dropout_rate``; with ``guard`` true also
+        ``validation_fraction`` and ``guard_alpha`` (the clients hold rows out of
+        training and the experts are checked on them after the last round).
     rng : numpy.random.RandomState
         The only source of randomness of the whole run.
     log : callable, default=None
@@ -260,7 +282,8 @@ def run_ddome(transport, config, rng, log=None):
     -------
     result : dict
         ``state``, ``anchors``, ``client_experts`` (client index -> top-k experts
-        under the final gate), ``embedding_mean``, ``embedding_scale``, ``history``.
+        under the final gate), ``embedding_mean``, ``embedding_scale``, ``history``,
+        ``guard`` (what :func:`guard_decision` returns, or None).
     """
     n_clients, n_experts = config["n_clients"], config["n_experts"]
     share_counts = config.get("share_label_counts", True)
@@ -316,6 +339,14 @@ def run_ddome(transport, config, rng, log=None):
             [np.array(a, dtype=np.float64) for a in config["initial_expert"]]
             for _ in range(n_experts)
         ]
+    guard = config.get("guard", False)
+    if guard:
+        shared_validation = {
+            "validation_fraction": float(config["validation_fraction"]),
+            "validation_seed": int(rng.randint(np.iinfo(np.int32).max)),
+        }
+    else:
+        shared_validation = {}
     common_correct = {
         c: s["n_common_correct"]
         for c, s in summaries.items()
@@ -328,6 +359,7 @@ def run_ddome(transport, config, rng, log=None):
         "local_epochs": config["local_epochs"],
         "gate_learning_rate": config["gate_learning_rate"],
         "gate_batch_size": config["gate_batch_size"],
+        **shared_validation,
     }
     history = []
     for round_index in range(config["n_rounds"]):
@@ -384,13 +416,21 @@ def run_ddome(transport, config, rng, log=None):
             "loss": _weighted_mean([r["loss"] for r in accepted], weights),
             "accuracy": _weighted_mean([r["accuracy"] for r in accepted], weights),
             # the frozen common expert on the same clients, for comparison
+            # (over all the client's rows, validation rows included)
             "common_expert_accuracy": _weighted_mean(
                 [
-                    common_correct.get(c, np.nan) / replies[c]["n_samples"]
+                    common_correct.get(c, np.nan) / summaries[c]["n_samples"]
                     for c in sorted(replies)
                     if c not in rejected
                 ],
-                weights,
+                np.array(
+                    [
+                        summaries[c]["n_samples"]
+                        for c in sorted(replies)
+                        if c not in rejected
+                    ],
+                    dtype=np.float64,
+                ),
             ),
             "time": perf_counter() - started,
         }
@@ -403,10 +443,14 @@ def run_ddome(transport, config, rng, log=None):
         c: top_experts(final_scores[c]["gate_scores"], config["top_k"])
         for c in final_scores
     }
+    guard_result = (
+        _run_guard(transport, config, shared, gate, state, summaries) if guard else None
+    )
     return {
         "state": state,
         "anchors": anchors,
         "client_experts": client_experts,
+        "guard": guard_result,
         "embedding_mean": mean,
         "embedding_scale": scale,
         "history": history,
@@ -415,6 +459,83 @@ def run_ddome(transport, config, rng, log=None):
         "common_correct": common_correct,
         "client_sizes": {c: summaries[c]["n_samples"] for c in summaries},
     }
+
+
+def guard_decision(replies, n_experts, alpha):
+    """Which experts beat the common expert on the clients' validation rows.
+
+    The counts of :func:`~skmoe.federated._protocol.client_guard_counts` are summed
+    over the clients; expert ``m`` is *trusted* when, on the validation rows routed
+    to it, it is right where the common expert is wrong significantly more often
+    than the reverse: the one-sided exact sign test (McNemar's test) on the
+    discordant pairs has a p-value below ``alpha``. An expert with no discordant
+    pair (or no routed row) has shown no gain and is not trusted. A reply with an
+    error or malformed counts is left out.
+
+    Returns
+    -------
+    guard : dict
+        ``trusted`` (bool array), ``p_values``, ``n_routed``, ``n_expert_only``,
+        ``n_common_only`` (arrays over the experts), ``n_clients`` (replies used).
+    """
+    totals = np.zeros((3, n_experts), dtype=np.int64)
+    n_clients = 0
+    for reply in replies.values():
+        try:
+            experts = np.asarray(reply["experts"], dtype=np.intp)
+            counts = np.array(
+                [reply["n_routed"], reply["n_expert_only"], reply["n_common_only"]],
+                dtype=np.float64,
+            )
+        except (KeyError, TypeError, ValueError):
+            continue
+        if (
+            counts.shape != (3, experts.shape[0])
+            or not np.all(np.isfinite(counts))
+            or np.any(counts < 0)
+            or np.any(counts[1:] > counts[0])
+            or np.any((experts < 0) | (experts >= n_experts))
+        ):
+            continue
+        np.add.at(totals.T, experts, counts.T.astype(np.int64))
+        n_clients += 1
+    p_values = np.ones(n_experts)
+    for m in range(n_experts):
+        wins, losses = int(totals[1, m]), int(totals[2, m])
+        if wins + losses > 0:
+            p_values[m] = binomtest(
+                wins, wins + losses, 0.5, alternative="greater"
+            ).pvalue
+    return {
+        "trusted": p_values < alpha,
+        "p_values": p_values,
+        "n_routed": totals[0],
+        "n_expert_only": totals[1],
+        "n_common_only": totals[2],
+        "n_clients": n_clients,
+    }
+
+
+def _run_guard(transport, config, shared, gate, state, summaries):
+    """The guard's exchange after the last round: route, count, test."""
+    fraction = shared["validation_fraction"]
+    asked = {
+        c: {**shared, **gate, "rows": "validation"}
+        for c, s in summaries.items()
+        if int(np.floor(fraction * s["n_samples"])) > 0
+    }
+    scores = transport.gate_scores(asked)
+    instructions = {}
+    for c in sorted(scores):
+        selected = top_experts(scores[c]["gate_scores"], config["top_k"])
+        instructions[c] = {
+            **shared,
+            **gate,
+            "experts": selected,
+            "expert_parameters": [state["experts"][m] for m in selected],
+        }
+    replies = transport.guard(instructions)
+    return guard_decision(replies, config["n_experts"], config["guard_alpha"])
 
 
 def _weighted_mean(values, weights):

@@ -2,7 +2,8 @@
 
 It answers as skmoe's ClientApp does, except that in ``train`` the client named by
 the run config ``fault-nan`` sends a NaN gate, and the one named by ``fault-shape``
-a gate with a column missing. The test ships this file in the app bundle next to
+a gate with a column missing; in the guard's exchange the ``fault-nan`` client sends
+NaN counts. The test ships this file in the app bundle next to
 skmoe's ``pyproject.toml`` (with this ClientApp as the component).
 """
 
@@ -27,4 +28,14 @@ def train(message, context):
         payload["gate_coef"] = np.full_like(payload["gate_coef"], np.nan)
     if name == str(context.run_config["fault-shape"]):
         payload["gate_coef"] = payload["gate_coef"][:, :-1]
+    return Message(encode(payload), reply_to=message)
+
+
+@client_app.query("guard")
+def guard(message, context):
+    reply = skmoe_app.guard(message, context)
+    name = str(context.node_config.get("client-id", ""))
+    payload = decode(reply.content)
+    if name == str(context.run_config["fault-nan"]):
+        payload["n_expert_only"] = np.full(payload["n_expert_only"].shape, np.nan)
     return Message(encode(payload), reply_to=message)
