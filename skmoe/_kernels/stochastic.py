@@ -27,9 +27,18 @@ tilt, backward pass and AdamW update) in one call, so that no Python code runs p
 minibatch. No sklearn imports here.
 """
 
+import functools
+
 import numpy as np
 from numba import njit
 
+from skmoe._kernels._boundary import (
+    as_float_input,
+    as_index_input,
+    as_input,
+    as_output,
+    boundary,
+)
 from skmoe._kernels._config import JIT_OPTIONS
 
 # activation codes
@@ -401,9 +410,9 @@ def _allocate(n_rows, dims):
 
 
 @njit(**JIT_OPTIONS)
-def batch_objective(X, y_class, y_value, sample_weight, groups, rows, theta, dims,
-                    n_groups, tilt_mode, eta, min_ess, filtered, filter_strength,
-                    regret_threshold, disagreement_threshold, grad, tilt_weights):
+def _batch_objective(X, y_class, y_value, sample_weight, groups, rows, theta, dims,
+                     n_groups, tilt_mode, eta, min_ess, filtered, filter_strength,
+                     regret_threshold, disagreement_threshold, grad, tilt_weights):
     """The tilted objective of one minibatch and its gradient (no penalty).
 
     The data weights of ``rows`` are normalised to sum one in the batch; the value
@@ -488,11 +497,11 @@ def adam_update(theta, grad, first_moment, second_moment, l2, decay, free,
 
 
 @njit(**JIT_OPTIONS)
-def adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, theta,
-               first_moment, second_moment, l2, decay, free, dims, learning_rate,
-               total_steps, step, beta1, beta2, epsilon, n_groups, tilt_mode, eta,
-               min_ess, filtered, filter_strength, regret_threshold,
-               disagreement_threshold, log_noise_floor, used_weights):
+def _adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, theta,
+                first_moment, second_moment, l2, decay, free, dims, learning_rate,
+                total_steps, step, beta1, beta2, epsilon, n_groups, tilt_mode, eta,
+                min_ess, filtered, filter_strength, regret_threshold,
+                disagreement_threshold, log_noise_floor, used_weights):
     """One epoch of minibatch AdamW over the rows in ``order``.
 
     Batches are consecutive slices of ``order`` of ``batch_size`` rows (the last one
@@ -565,7 +574,7 @@ def adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, th
 
 
 @njit(**JIT_OPTIONS)
-def mixture_losses(X, y_class, y_value, theta, dims, losses):
+def _mixture_losses(X, y_class, y_value, theta, dims, losses):
     """The per-sample losses ``L_i`` of all rows, in blocks of 1024 rows."""
     n_samples = X.shape[0]
     block = min(1024, max(n_samples, 1))
@@ -578,3 +587,29 @@ def mixture_losses(X, y_class, y_value, theta, dims, losses):
                  outputs, log_label, posterior, block_losses)
         losses[start:stop] = block_losses[: stop - start]
     return losses
+
+
+# X keeps float32 (as_float_input): the solver reads the data in place, a memory
+# map too, and a float64 copy of it is what the stochastic solver exists to avoid
+_BATCH_ARGUMENTS = {
+    "X": as_float_input, "y_class": as_index_input, "y_value": as_input,
+    "sample_weight": as_input, "groups": as_index_input, "dims": as_index_input,
+    "n_groups": int, "tilt_mode": int, "eta": float, "min_ess": float,
+    "filtered": bool, "filter_strength": float, "regret_threshold": float,
+    "disagreement_threshold": float,
+}
+batch_objective = boundary(
+    _batch_objective, **_BATCH_ARGUMENTS, rows=as_index_input, theta=as_input,
+    grad=as_output, tilt_weights=as_output,
+)
+adam_epoch = boundary(
+    _adam_epoch, **_BATCH_ARGUMENTS, order=as_index_input, batch_size=int,
+    theta=as_output, first_moment=as_output, second_moment=as_output, l2=as_input,
+    decay=as_input, free=functools.partial(as_input, dtype=np.bool_),
+    learning_rate=float, total_steps=int, step=int, beta1=float, beta2=float,
+    epsilon=float, log_noise_floor=float, used_weights=as_output,
+)
+mixture_losses = boundary(
+    _mixture_losses, X=as_float_input, y_class=as_index_input, y_value=as_input,
+    theta=as_input, dims=as_index_input, losses=as_output,
+)
