@@ -18,10 +18,11 @@ writable array read-only costs nothing, while the converse needs a copy. float32
 input is converted to float64, which gives the same results: every kernel multiplies
 or compares its input with float64 values, so a float32 value enters each operation
 promoted to float64 exactly as before (the bin edges of the calibration kernels are
-converted too, from the input's dtype, so that comparisons are unchanged). The only
-exception is the stochastic solver's ``X``, which keeps float32 (see
-:data:`FLOAT_DTYPES`): it reads data in place, a memory map too, and a float64 copy
-of data larger than memory is what ``solver="adam"`` exists to avoid.
+converted too, from the input's dtype, so that comparisons are unchanged). Two kinds
+of input keep float32 (:func:`as_float_input`), and so compile twice: the stochastic
+solver's ``X``, read in place (a memory map too), since a float64 copy of data larger
+than memory is what ``solver="adam"`` exists to avoid, and the probabilities of the
+calibration kernels, which the metrics read without a temporary as large as the input.
 """
 
 import functools
@@ -63,6 +64,18 @@ def as_flag_input(array):
     if array.dtype != np.bool_:
         array = array != 0
     return as_input(array.view(np.uint8), np.uint8)
+
+
+def as_array(array, dtype=np.float64):
+    """``array`` as a C-contiguous, *writable* ``dtype`` array: itself when it already
+    is one, a copy otherwise (a read-only one too).
+
+    For the arrays a kernel only reads but shares with the kernels that write them
+    (the stochastic solver's parameters and row indices), so that the helpers they
+    call compile once.
+    """
+    array = np.ascontiguousarray(array, dtype=dtype)
+    return array if array.flags.writeable else array.copy()
 
 
 def as_output(array):

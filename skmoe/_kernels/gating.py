@@ -294,8 +294,8 @@ def blocked_softmax_loss_grad(
         residual = _block_scores(X_block, coef, intercept)
         loss += _residual_inplace(
             residual,
-            np.ascontiguousarray(targets[rows], dtype=np.float64),
-            np.ascontiguousarray(sample_weight[rows], dtype=np.float64),
+            as_input(targets[rows]),
+            as_input(sample_weight[rows]),
         )
         _add_transposed_product(grad_coef, residual, X_block)
         grad_intercept += residual.sum(axis=0)
@@ -329,8 +329,8 @@ def blocked_softmax_hessp(
         _hessp_residual_inplace(
             scores,
             direction,
-            np.ascontiguousarray(targets[rows], dtype=np.float64),
-            np.ascontiguousarray(sample_weight[rows], dtype=np.float64),
+            as_input(targets[rows]),
+            as_input(sample_weight[rows]),
         )
         _add_transposed_product(out_coef, direction, X_block)
         out_intercept += direction.sum(axis=0)

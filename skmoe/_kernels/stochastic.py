@@ -33,6 +33,7 @@ import numpy as np
 from numba import njit
 
 from skmoe._kernels._boundary import (
+    as_array,
     as_float_input,
     as_index_input,
     as_input,
@@ -51,7 +52,7 @@ _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
 
 @njit(**JIT_OPTIONS)
-def parameter_layout(dims):
+def _parameter_layout(dims):
     """Offsets of the blocks of ``theta`` for ``dims``.
 
     ``dims`` = (n_features, n_hidden, n_experts, n_outputs, regression, activation);
@@ -85,7 +86,7 @@ def _forward(X, y_class, y_value, rows, theta, dims, pre, features, routing, out
     n_features, n_hidden, n_experts, n_outputs, regression, activation = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
     )
-    o_hidden, o_gate, o_heads, o_noise, _, n_inputs = parameter_layout(dims)
+    o_hidden, o_gate, o_heads, o_noise, _, n_inputs = _parameter_layout(dims)
     hidden = theta[o_hidden:o_gate].reshape((n_hidden, n_features + 1))
     gate = theta[o_gate:o_heads].reshape((n_experts, n_inputs + 1))
     heads = theta[o_heads:o_noise].reshape((n_experts, n_outputs, n_inputs + 1))
@@ -258,7 +259,9 @@ def batch_coefficients(losses, base, groups, relevant, n_rows, n_groups, tilt_mo
     tilted_share = filter_strength / (1.0 + filter_strength) if filtered else 1.0
     for g in range(n_groups):
         share = 0.0
-        n = 0
+        # not a literal 0: numba would also compile the helpers called with ``n``
+        # for the type Literal[int](0) it gives ``n`` before the loop is typed
+        n = np.intp(0)
         for b in range(n_rows):
             if groups[b] != g:
                 continue
@@ -333,7 +336,7 @@ def _backward(X, y_class, y_value, rows, theta, dims, pre, features, routing, ou
     n_features, n_hidden, n_experts, n_outputs, regression, activation = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
     )
-    o_hidden, o_gate, o_heads, o_noise, o_end, n_inputs = parameter_layout(dims)
+    o_hidden, o_gate, o_heads, o_noise, o_end, n_inputs = _parameter_layout(dims)
     gate = theta[o_gate:o_heads].reshape((n_experts, n_inputs + 1))
     heads = theta[o_heads:o_noise].reshape((n_experts, n_outputs, n_inputs + 1))
     grad[:] = 0.0
@@ -474,8 +477,8 @@ def _batch_step(X, y_class, y_value, sample_weight, groups, rows, theta, dims,
 
 
 @njit(**JIT_OPTIONS)
-def adam_update(theta, grad, first_moment, second_moment, l2, decay, free,
-                learning_rate, beta1, beta2, epsilon, step):
+def _adam_update(theta, grad, first_moment, second_moment, l2, decay, free,
+                 learning_rate, beta1, beta2, epsilon, step):
     """One AdamW step (step ``step``, counted from 1) on the free coordinates.
 
     ``l2`` is a coupled penalty (added to the gradient: the experts' and the gate's
@@ -534,7 +537,7 @@ def _adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, t
     feature_grad = np.empty(pre.shape[1])
     tilt_weights = np.empty(size)
     grad = np.empty(theta.shape[0])
-    o_noise, o_end = parameter_layout(dims)[3], parameter_layout(dims)[4]
+    o_noise, o_end = _parameter_layout(dims)[3], _parameter_layout(dims)[4]
     epoch_total = 0.0
     for b in range(n_rows):
         epoch_total += sample_weight[order[b]]
@@ -565,7 +568,7 @@ def _adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, t
         if total_steps > 0:
             rate *= 0.5 * (1.0 + np.cos(np.pi * min(step, total_steps) / total_steps))
         step += 1
-        adam_update(theta, grad, first_moment, second_moment, l2, decay, free, rate,
+        _adam_update(theta, grad, first_moment, second_moment, l2, decay, free, rate,
                     beta1, beta2, epsilon, step)
         for p in range(o_noise, o_end):
             if theta[p] < log_noise_floor:
@@ -591,6 +594,8 @@ def _mixture_losses(X, y_class, y_value, theta, dims, losses):
 
 # X keeps float32 (as_float_input): the solver reads the data in place, a memory
 # map too, and a float64 copy of it is what the stochastic solver exists to avoid
+_as_index_array = functools.partial(as_array, dtype=np.intp)
+_as_flags = functools.partial(as_input, dtype=np.bool_)
 _BATCH_ARGUMENTS = {
     "X": as_float_input, "y_class": as_index_input, "y_value": as_input,
     "sample_weight": as_input, "groups": as_index_input, "dims": as_index_input,
@@ -598,18 +603,26 @@ _BATCH_ARGUMENTS = {
     "filtered": bool, "filter_strength": float, "regret_threshold": float,
     "disagreement_threshold": float,
 }
+# theta and the row indices writable, as adam_epoch has them (it updates theta), so
+# that the forward and backward passes compile once for all three kernels
 batch_objective = boundary(
-    _batch_objective, **_BATCH_ARGUMENTS, rows=as_index_input, theta=as_input,
+    _batch_objective, **_BATCH_ARGUMENTS, rows=_as_index_array, theta=as_array,
     grad=as_output, tilt_weights=as_output,
 )
 adam_epoch = boundary(
-    _adam_epoch, **_BATCH_ARGUMENTS, order=as_index_input, batch_size=int,
+    _adam_epoch, **_BATCH_ARGUMENTS, order=_as_index_array, batch_size=int,
     theta=as_output, first_moment=as_output, second_moment=as_output, l2=as_input,
-    decay=as_input, free=functools.partial(as_input, dtype=np.bool_),
+    decay=as_input, free=_as_flags,
     learning_rate=float, total_steps=int, step=int, beta1=float, beta2=float,
     epsilon=float, log_noise_floor=float, used_weights=as_output,
 )
 mixture_losses = boundary(
     _mixture_losses, X=as_float_input, y_class=as_index_input, y_value=as_input,
-    theta=as_input, dims=as_index_input, losses=as_output,
+    theta=as_array, dims=as_index_input, losses=as_output,
+)
+parameter_layout = boundary(_parameter_layout, dims=as_index_input)
+adam_update = boundary(
+    _adam_update, theta=as_output, grad=as_output, first_moment=as_output,
+    second_moment=as_output, l2=as_input, decay=as_input, free=_as_flags,
+    learning_rate=float, beta1=float, beta2=float, epsilon=float, step=int,
 )
