@@ -57,6 +57,10 @@ def test_as_flag_input_gives_zero_one_bytes():
 def test_boundary_needs_one_conversion_per_parameter():
     with pytest.raises(ValueError, match="one conversion per parameter"):
         boundary(calibration._check_proba, proba=as_input)
+    proba = np.full((3, 2), 0.5)
+    assert calibration.check_proba(proba, check_sums=True) == (-1, 0.0)
+    with pytest.raises(TypeError, match="check_sums"):
+        calibration.check_proba(proba)
 
 
 def _float_dtypes(wrapper):

@@ -112,12 +112,12 @@ def boundary(kernel, **conversions):
 
     @functools.wraps(kernel.py_func)
     def call(*args, **kwargs):
-        bound = signature.bind(*args, **kwargs)
+        # binding costs more than the conversions: only for keywords, or to raise
+        # the TypeError of a missing or extra argument
+        if kwargs or len(args) != len(ordered):
+            args = signature.bind(*args, **kwargs).args
         return kernel(
-            *[
-                convert(value)
-                for convert, value in zip(ordered, bound.args, strict=True)
-            ]
+            *[convert(value) for convert, value in zip(ordered, args, strict=True)]
         )
 
     call.kernel = kernel
