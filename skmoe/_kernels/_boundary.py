@@ -101,7 +101,9 @@ def boundary(kernel, **conversions):
         Takes the kernel's arguments (positional or by name); its ``kernel``
         attribute is the dispatcher, whose ``signatures`` list what was compiled.
     """
-    signature = inspect.signature(kernel.py_func)
+    # a plain function under NUMBA_DISABLE_JIT=1 (the coverage run)
+    function = getattr(kernel, "py_func", kernel)
+    signature = inspect.signature(function)
     names = list(signature.parameters)
     if sorted(names) != sorted(conversions):
         raise ValueError(
@@ -110,7 +112,7 @@ def boundary(kernel, **conversions):
         )
     ordered = [conversions[name] for name in names]
 
-    @functools.wraps(kernel.py_func)
+    @functools.wraps(function)
     def call(*args, **kwargs):
         # binding costs more than the conversions: only for keywords, or to raise
         # the TypeError of a missing or extra argument
