@@ -150,19 +150,18 @@ def test_stochastic_kernels_compile_one_signature_per_float_dtype():
             np.empty(32),
         )  # fmt: skip
         stochastic.mixture_losses(variant, y, np.zeros(1), theta, dims, np.empty(32))
+        if variant.dtype == np.float32:
+            continue  # batch_objective serves the tests only: float64 is enough
         stochastic.batch_objective(
             variant, y, np.zeros(1), np.ones(32), groups, np.arange(8), theta, dims,
             1, stochastic.DANSKIN, 1, -1, 0, 1, 1e-6, 0.01, np.empty(size),
             np.empty(8),
         )  # fmt: skip
-    for wrapper in (
-        stochastic.adam_epoch,
-        stochastic.mixture_losses,
-        stochastic.batch_objective,
-    ):
+    for wrapper in (stochastic.adam_epoch, stochastic.mixture_losses):
         # X keeps float32: the solver reads data in place, a memory map too
         assert len(_signatures(wrapper)) == 2, wrapper.__name__
         assert _float_dtypes(wrapper) == {"float32", "float64"}
+    assert len(_signatures(stochastic.batch_objective)) == 1
 
 
 def _native(wrapper):
