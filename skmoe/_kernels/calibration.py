@@ -19,6 +19,14 @@ Their pure-NumPy references are in ``tests/_naive_calibration.py``.
 import numpy as np
 from numba import njit
 
+from skmoe._kernels._boundary import (
+    as_flag_input,
+    as_float_input,
+    as_index_input,
+    as_input,
+    as_output,
+    boundary,
+)
 from skmoe._kernels._config import JIT_OPTIONS
 
 
@@ -75,7 +83,7 @@ def _scan_row(proba, i):
 
 
 @njit(**JIT_OPTIONS)
-def top_label_bin_stats(
+def _top_label_bin_stats(
     proba, labels, sample_weight, edges, uniform, counts, weight_sums,
     confidence_sums, hit_sums,
 ):
@@ -130,7 +138,7 @@ def top_label_bin_stats(
 
 
 @njit(**JIT_OPTIONS)
-def top_label_confidence(proba, labels, confidence, hits):
+def _top_label_confidence(proba, labels, confidence, hits):
     """Write each row's top probability and whether its class is the label.
 
     ``confidence`` (float64) and ``hits`` (uint8) have shape ``(n_samples,)``. Returns
@@ -157,7 +165,7 @@ def top_label_confidence(proba, labels, confidence, hits):
 
 
 @njit(**JIT_OPTIONS)
-def check_proba(proba, check_sums):
+def _check_proba(proba, check_sums):
     """Return ``(first_invalid_row, max_sum_error)`` of a 2-D probability array.
 
     With ``check_sums`` false the row sums are not looked at (``max_sum_error`` is 0).
@@ -185,7 +193,7 @@ def check_proba(proba, check_sums):
 
 
 @njit(**JIT_OPTIONS)
-def bin_stats(
+def _bin_stats(
     values, hits, sample_weight, edges, uniform, counts, weight_sums,
     confidence_sums, hit_sums,
 ):
@@ -207,3 +215,24 @@ def bin_stats(
         confidence_sums[index] += weight * value
         if hits[i] != 0:
             hit_sums[index] += weight
+
+
+# the probabilities keep float32: the metrics read the matrix in place, without a
+# temporary as large as the input (benchmarks/bench_metrics.py measures float32 too);
+# the edges are always float64, which compares a float32 value exactly as its own
+# float32 edges did
+top_label_bin_stats = boundary(
+    _top_label_bin_stats, proba=as_float_input, labels=as_index_input,
+    sample_weight=as_input, edges=as_input, uniform=bool, counts=as_output,
+    weight_sums=as_output, confidence_sums=as_output, hit_sums=as_output,
+)
+top_label_confidence = boundary(
+    _top_label_confidence, proba=as_float_input, labels=as_index_input,
+    confidence=as_output, hits=as_output,
+)
+check_proba = boundary(_check_proba, proba=as_float_input, check_sums=bool)
+bin_stats = boundary(
+    _bin_stats, values=as_float_input, hits=as_flag_input, sample_weight=as_input,
+    edges=as_input, uniform=bool, counts=as_output, weight_sums=as_output,
+    confidence_sums=as_output, hit_sums=as_output,
+)

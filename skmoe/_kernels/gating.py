@@ -21,6 +21,11 @@ import numpy as np
 import scipy.sparse as sp
 from numba import njit
 
+from skmoe._kernels._boundary import (
+    as_input,
+    as_output,
+    boundary,
+)
 from skmoe._kernels._config import JIT_OPTIONS
 
 
@@ -43,7 +48,7 @@ def _row_scores(X, i, coef, intercept, scores):
 
 
 @njit(**JIT_OPTIONS)
-def softmax_loss_grad(
+def _softmax_loss_grad(
     X, targets, sample_weight, coef, intercept, grad_coef, grad_intercept
 ):
     """Weighted soft-target cross-entropy of the gate and its gradient.
@@ -92,7 +97,7 @@ def softmax_loss_grad(
 
 
 @njit(**JIT_OPTIONS)
-def softmax_hessp(
+def _softmax_hessp(
     X,
     targets,
     sample_weight,
@@ -139,7 +144,7 @@ def softmax_hessp(
 
 
 @njit(**JIT_OPTIONS)
-def softmax_log_proba(X, coef, intercept, out):
+def _softmax_log_proba(X, coef, intercept, out):
     """Write the gate log-probabilities ``log softmax(intercept + X coef^T)``."""
     n_samples = X.shape[0]
     n_experts = coef.shape[0]
@@ -289,8 +294,8 @@ def blocked_softmax_loss_grad(
         residual = _block_scores(X_block, coef, intercept)
         loss += _residual_inplace(
             residual,
-            np.ascontiguousarray(targets[rows], dtype=np.float64),
-            np.ascontiguousarray(sample_weight[rows], dtype=np.float64),
+            as_input(targets[rows]),
+            as_input(sample_weight[rows]),
         )
         _add_transposed_product(grad_coef, residual, X_block)
         grad_intercept += residual.sum(axis=0)
@@ -324,8 +329,8 @@ def blocked_softmax_hessp(
         _hessp_residual_inplace(
             scores,
             direction,
-            np.ascontiguousarray(targets[rows], dtype=np.float64),
-            np.ascontiguousarray(sample_weight[rows], dtype=np.float64),
+            as_input(targets[rows]),
+            as_input(sample_weight[rows]),
         )
         _add_transposed_product(out_coef, direction, X_block)
         out_intercept += direction.sum(axis=0)
@@ -339,3 +344,17 @@ def blocked_softmax_log_proba(X, coef, intercept, out):
         _log_softmax_inplace(scores)
         out[rows] = scores
     return out
+
+
+softmax_loss_grad = boundary(
+    _softmax_loss_grad, X=as_input, targets=as_input, sample_weight=as_input,
+    coef=as_input, intercept=as_input, grad_coef=as_output, grad_intercept=as_output,
+)
+softmax_hessp = boundary(
+    _softmax_hessp, X=as_input, targets=as_input, sample_weight=as_input,
+    coef=as_input, intercept=as_input, vec_coef=as_input, vec_intercept=as_input,
+    out_coef=as_output, out_intercept=as_output,
+)
+softmax_log_proba = boundary(
+    _softmax_log_proba, X=as_input, coef=as_input, intercept=as_input, out=as_output
+)

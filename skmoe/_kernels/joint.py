@@ -19,6 +19,12 @@ Each kernel makes one pass over the rows with ``O(K C)`` scratch memory, never a
 import numpy as np
 from numba import njit
 
+from skmoe._kernels._boundary import (
+    as_index_input,
+    as_input,
+    as_output,
+    boundary,
+)
 from skmoe._kernels._config import JIT_OPTIONS
 
 # Above this mixture likelihood, sum_k r_ik p_iky computed from the probabilities is
@@ -92,7 +98,7 @@ def _row_terms(X, i, label, gate, experts, routing, proba, posterior, log_label)
 
 
 @njit(**JIT_OPTIONS)
-def joint_losses(X, y, gate, experts, losses):
+def _joint_losses(X, y, gate, experts, losses):
     """Write the per-sample losses ``L_i`` into ``losses``.
 
     Parameters
@@ -124,7 +130,9 @@ def joint_losses(X, y, gate, experts, losses):
 
 
 @njit(**JIT_OPTIONS)
-def joint_loss_grad(X, y, gate, experts, coefficients, losses, grad_gate, grad_experts):
+def _joint_loss_grad(
+    X, y, gate, experts, coefficients, losses, grad_gate, grad_experts
+):
     """Per-sample losses and the gradient of ``sum_i c_i L_i``.
 
     Parameters
@@ -185,3 +193,14 @@ def joint_loss_grad(X, y, gate, experts, coefficients, losses, grad_gate, grad_e
                 for j in range(n_features):
                     grad_experts[k, c, j] += residual * X[i, j]
     return value
+
+
+joint_losses = boundary(
+    _joint_losses, X=as_input, y=as_index_input, gate=as_input, experts=as_input,
+    losses=as_output,
+)
+joint_loss_grad = boundary(
+    _joint_loss_grad, X=as_input, y=as_index_input, gate=as_input, experts=as_input,
+    coefficients=as_input, losses=as_output, grad_gate=as_output,
+    grad_experts=as_output,
+)

@@ -27,9 +27,19 @@ tilt, backward pass and AdamW update) in one call, so that no Python code runs p
 minibatch. No sklearn imports here.
 """
 
+import functools
+
 import numpy as np
 from numba import njit
 
+from skmoe._kernels._boundary import (
+    as_array,
+    as_float_input,
+    as_index_input,
+    as_input,
+    as_output,
+    boundary,
+)
 from skmoe._kernels._config import JIT_OPTIONS
 
 # activation codes
@@ -42,7 +52,7 @@ _HALF_LOG_2PI = 0.5 * np.log(2 * np.pi)
 
 
 @njit(**JIT_OPTIONS)
-def parameter_layout(dims):
+def _parameter_layout(dims):
     """Offsets of the blocks of ``theta`` for ``dims``.
 
     ``dims`` = (n_features, n_hidden, n_experts, n_outputs, regression, activation);
@@ -70,7 +80,7 @@ def _score_weights(theta, dims):
     gate rows, then head ``k``'s C class rows for each ``k``) and their ``M``
     intercepts, so that one matrix product scores a whole minibatch (BLAS)."""
     n_experts, n_outputs = dims[2], dims[3]
-    _, o_gate, o_heads, o_noise, _, n_inputs = parameter_layout(dims)
+    _, o_gate, o_heads, o_noise, _, n_inputs = _parameter_layout(dims)
     gate = theta[o_gate:o_heads].reshape((n_experts, n_inputs + 1))
     heads = theta[o_heads:o_noise].reshape((n_experts, n_outputs, n_inputs + 1))
     n_scores = n_experts * (1 + n_outputs)
@@ -113,7 +123,7 @@ def _forward(X, y_class, y_value, rows, theta, dims, pre, features, routing, out
     n_features, n_hidden, n_experts, n_outputs, regression, activation = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
     )
-    o_hidden, o_gate, o_heads, o_noise, _, n_inputs = parameter_layout(dims)
+    o_hidden, o_gate, o_heads, o_noise, _, n_inputs = _parameter_layout(dims)
     n_rows = rows.shape[0]
     if n_hidden > 0:
         block = _gather(X, rows)
@@ -286,7 +296,9 @@ def batch_coefficients(losses, base, groups, relevant, n_rows, n_groups, tilt_mo
     tilted_share = filter_strength / (1.0 + filter_strength) if filtered else 1.0
     for g in range(n_groups):
         share = 0.0
-        n = 0
+        # not a literal 0: numba would also compile the helpers called with ``n``
+        # for the type Literal[int](0) it gives ``n`` before the loop is typed
+        n = np.intp(0)
         for b in range(n_rows):
             if groups[b] != g:
                 continue
@@ -366,7 +378,7 @@ def _backward(X, y_class, y_value, rows, theta, dims, pre, features, routing, ou
     n_features, n_hidden, n_experts, n_outputs, regression, activation = (
         dims[0], dims[1], dims[2], dims[3], dims[4], dims[5]
     )
-    o_hidden, o_gate, o_heads, o_noise, o_end, n_inputs = parameter_layout(dims)
+    o_hidden, o_gate, o_heads, o_noise, o_end, n_inputs = _parameter_layout(dims)
     n_rows = rows.shape[0]
     n_scores = n_experts * (1 + n_outputs)
     grad[:] = 0.0
@@ -448,9 +460,9 @@ def _allocate(n_rows, dims):
 
 
 @njit(**JIT_OPTIONS)
-def batch_objective(X, y_class, y_value, sample_weight, groups, rows, theta, dims,
-                    n_groups, tilt_mode, eta, min_ess, filtered, filter_strength,
-                    regret_threshold, disagreement_threshold, grad, tilt_weights):
+def _batch_objective(X, y_class, y_value, sample_weight, groups, rows, theta, dims,
+                     n_groups, tilt_mode, eta, min_ess, filtered, filter_strength,
+                     regret_threshold, disagreement_threshold, grad, tilt_weights):
     """The tilted objective of one minibatch and its gradient (no penalty).
 
     The data weights of ``rows`` are normalised to sum one in the batch; the value
@@ -512,8 +524,8 @@ def _batch_step(X, y_class, y_value, sample_weight, groups, rows, theta, dims,
 
 
 @njit(**JIT_OPTIONS)
-def adam_update(theta, grad, first_moment, second_moment, l2, decay, free,
-                learning_rate, beta1, beta2, epsilon, step):
+def _adam_update(theta, grad, first_moment, second_moment, l2, decay, free,
+                 learning_rate, beta1, beta2, epsilon, step):
     """One AdamW step (step ``step``, counted from 1) on the free coordinates.
 
     ``l2`` is a coupled penalty (added to the gradient: the experts' and the gate's
@@ -535,11 +547,11 @@ def adam_update(theta, grad, first_moment, second_moment, l2, decay, free,
 
 
 @njit(**JIT_OPTIONS)
-def adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, theta,
-               first_moment, second_moment, l2, decay, free, dims, learning_rate,
-               total_steps, step, beta1, beta2, epsilon, n_groups, tilt_mode, eta,
-               min_ess, filtered, filter_strength, regret_threshold,
-               disagreement_threshold, log_noise_floor, used_weights):
+def _adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, theta,
+                first_moment, second_moment, l2, decay, free, dims, learning_rate,
+                total_steps, step, beta1, beta2, epsilon, n_groups, tilt_mode, eta,
+                min_ess, filtered, filter_strength, regret_threshold,
+                disagreement_threshold, log_noise_floor, used_weights):
     """One epoch of minibatch AdamW over the rows in ``order``.
 
     Batches are consecutive slices of ``order`` of ``batch_size`` rows (the last one
@@ -572,7 +584,7 @@ def adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, th
     feature_grad = np.empty(pre.shape[1])
     tilt_weights = np.empty(size)
     grad = np.empty(theta.shape[0])
-    o_noise, o_end = parameter_layout(dims)[3], parameter_layout(dims)[4]
+    o_noise, o_end = _parameter_layout(dims)[3], _parameter_layout(dims)[4]
     epoch_total = 0.0
     for b in range(n_rows):
         epoch_total += sample_weight[order[b]]
@@ -603,7 +615,7 @@ def adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, th
         if total_steps > 0:
             rate *= 0.5 * (1.0 + np.cos(np.pi * min(step, total_steps) / total_steps))
         step += 1
-        adam_update(theta, grad, first_moment, second_moment, l2, decay, free, rate,
+        _adam_update(theta, grad, first_moment, second_moment, l2, decay, free, rate,
                     beta1, beta2, epsilon, step)
         for p in range(o_noise, o_end):
             if theta[p] < log_noise_floor:
@@ -612,7 +624,7 @@ def adam_epoch(X, y_class, y_value, sample_weight, groups, order, batch_size, th
 
 
 @njit(**JIT_OPTIONS)
-def mixture_losses(X, y_class, y_value, theta, dims, losses):
+def _mixture_losses(X, y_class, y_value, theta, dims, losses):
     """The per-sample losses ``L_i`` of all rows, in blocks of 1024 rows."""
     n_samples = X.shape[0]
     block = min(1024, max(n_samples, 1))
@@ -625,3 +637,39 @@ def mixture_losses(X, y_class, y_value, theta, dims, losses):
                  outputs, log_label, posterior, block_losses)
         losses[start:stop] = block_losses[: stop - start]
     return losses
+
+
+# X keeps float32 (as_float_input): the solver reads the data in place, a memory
+# map too, and a float64 copy of it is what the stochastic solver exists to avoid
+_as_index_array = functools.partial(as_array, dtype=np.intp)
+_as_flags = functools.partial(as_input, dtype=np.bool_)
+_BATCH_ARGUMENTS = {
+    "X": as_float_input, "y_class": as_index_input, "y_value": as_input,
+    "sample_weight": as_input, "groups": as_index_input, "dims": as_index_input,
+    "n_groups": int, "tilt_mode": int, "eta": float, "min_ess": float,
+    "filtered": bool, "filter_strength": float, "regret_threshold": float,
+    "disagreement_threshold": float,
+}
+# theta and the row indices writable, as adam_epoch has them (it updates theta), so
+# that the forward and backward passes compile once for all three kernels
+batch_objective = boundary(
+    _batch_objective, **_BATCH_ARGUMENTS, rows=_as_index_array, theta=as_array,
+    grad=as_output, tilt_weights=as_output,
+)
+adam_epoch = boundary(
+    _adam_epoch, **_BATCH_ARGUMENTS, order=_as_index_array, batch_size=int,
+    theta=as_output, first_moment=as_output, second_moment=as_output, l2=as_input,
+    decay=as_input, free=_as_flags,
+    learning_rate=float, total_steps=int, step=int, beta1=float, beta2=float,
+    epsilon=float, log_noise_floor=float, used_weights=as_output,
+)
+mixture_losses = boundary(
+    _mixture_losses, X=as_float_input, y_class=as_index_input, y_value=as_input,
+    theta=as_array, dims=as_index_input, losses=as_output,
+)
+parameter_layout = boundary(_parameter_layout, dims=as_index_input)
+adam_update = boundary(
+    _adam_update, theta=as_output, grad=as_output, first_moment=as_output,
+    second_moment=as_output, l2=as_input, decay=as_input, free=_as_flags,
+    learning_rate=float, beta1=float, beta2=float, epsilon=float, step=int,
+)

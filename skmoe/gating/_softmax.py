@@ -16,6 +16,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from skmoe._kernels._boundary import as_input
 from skmoe._kernels.gating import (
     blocked_softmax_hessp,
     blocked_softmax_log_proba,
@@ -312,13 +313,14 @@ class _GateObjective:
     """Penalised objective of the gate, scaled by the total weight for conditioning."""
 
     def __init__(self, X, targets, sample_weight, C):
-        self.X = _row_sliceable(X)
-        # dense X: the row-wise kernels (the blocked ones were measured no faster)
+        # dense X: the row-wise kernels (the blocked ones were measured no faster),
+        # given X in their one argument type once, not at every iteration
         sparse = sp.issparse(X)
+        self.X = _row_sliceable(X) if sparse else as_input(X)
         self._loss_grad = blocked_softmax_loss_grad if sparse else softmax_loss_grad
         self._hessp = blocked_softmax_hessp if sparse else softmax_hessp
-        self.targets = targets
-        self.sample_weight = sample_weight
+        self.targets = as_input(targets)
+        self.sample_weight = as_input(sample_weight)
         n_classes, n_features = targets.shape[1], X.shape[1]
         self.n_coef = n_classes * n_features
         self.shape = (n_classes, n_features)

@@ -21,6 +21,7 @@ from scipy.special import softmax
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 
+from skmoe._kernels._boundary import as_index_input, as_input
 from skmoe._kernels.joint import joint_loss_grad, joint_losses
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, effective_sample_size
@@ -149,7 +150,9 @@ class _JointObjective:
     def __init__(self, X, y, weights, n_classes, templates, gate_alpha):
         n_features = X.shape[1]
         n_experts = len(templates)
-        self.X, self.y = X, y
+        # dense X in the kernels' one argument type once, not at every iteration
+        self.X = X if sp.issparse(X) else as_input(X)
+        self.y = as_index_input(y)
         self.gate_shape = (n_experts, n_features + 1)
         self.experts_shape = (n_experts, n_classes, n_features + 1)
         self.n_gate = n_experts * (n_features + 1)
