@@ -90,16 +90,20 @@ fig.tight_layout()
 # Where the unseen clients are routed
 # -----------------------------------
 # Each unseen client averages the gate's scores over its data and keeps its two best
-# experts; each sample then goes to whichever of the two the gate prefers for it. The
-# table shows, per unseen client, its labels and the share of its samples each
-# expert predicts.
+# experts; each sample then goes to whichever of the two the gate prefers for it,
+# unless the guard (``trusted_experts_``: the experts that beat the common expert on
+# the training clients' held-out rows) hands it to the common expert, which
+# ``predict_expert`` reports as -1. The table shows, per unseen client, its labels,
+# the share of its samples each expert predicts and the common expert's share.
+print("trusted experts:", np.flatnonzero(ddome.trusted_experts_).tolist())
 for client in [0, 1, 2, 3]:
     rows = client_ids == client
     routed = ddome.predict_expert(X[rows], np.full(rows.sum(), f"new-{client}"))
-    shares = np.bincount(routed, minlength=ddome.n_experts) / rows.sum()
+    shares = np.bincount(routed[routed >= 0], minlength=ddome.n_experts) / rows.sum()
     print(
         f"client {client}, labels {sorted(label_sets[client].tolist())}: "
-        f"expert shares {np.round(shares, 2).tolist()}"
+        f"expert shares {np.round(shares, 2).tolist()}, "
+        f"common expert {np.mean(routed < 0):.2f}"
     )
 
 # %%
