@@ -663,11 +663,7 @@ def run_stochastic(
         rows = random_state.permutation(train)
         value = trainer.epoch(state, rows, tilting, total_steps, used_weights)
         if not np.all(np.isfinite(state["theta"])):
-            raise FloatingPointError(
-                "solver='adam' diverged to non-finite parameters; lower "
-                f"learning_rate_init={mixture.learning_rate_init} or scale the "
-                "features."
-            )
+            raise _divergence(mixture)
         lower_bounds.append(-value)
         if reweighting is not None:
             effective_sizes.append(effective_sample_size(used_weights[train]))
@@ -745,6 +741,14 @@ def run_stochastic(
     return out
 
 
+def _divergence(mixture):
+    """The error of a fit whose parameters became non-finite."""
+    return FloatingPointError(
+        "solver='adam' diverged to non-finite parameters; lower "
+        f"learning_rate_init={mixture.learning_rate_init} or scale the features."
+    )
+
+
 def _fresh_state(theta):
     """Adam's state at parameters ``theta``: zero moments, no step taken."""
     return {
@@ -785,13 +789,10 @@ def _screen_starts(
             responsibilities = mixture._initial_responsibilities(
                 trainer.X, weights, layout.n_experts, random_state
             )
+            # the race runs without a validation split: ``train`` is every row, so
+            # the arrays go in as they are (no copy of X per start)
             theta = _initial_theta(
-                layout,
-                trainer.X[train],
-                y_fit[train],
-                weights[train],
-                responsibilities[train],
-                random_state,
+                layout, trainer.X, y_fit, weights, responsibilities, random_state
             )
             state = _fresh_state(theta)
         values = []
@@ -809,10 +810,7 @@ def _screen_starts(
         if best is None or loss < best[0]:
             best = (loss, state, [-value for value in values])
     if best is None:
-        raise FloatingPointError(
-            "solver='adam' diverged to non-finite parameters; lower "
-            f"learning_rate_init={mixture.learning_rate_init} or scale the features."
-        )
+        raise _divergence(mixture)
     return best[1], best[2]
 
 
@@ -935,10 +933,7 @@ def partial_fit_stochastic(mixture, X, y, sample_weight, first_call, regression)
     rows = random_state.permutation(X.shape[0])
     value = trainer.epoch(state, rows, tilting, 0, used_weights)
     if not np.all(np.isfinite(state["theta"])):
-        raise FloatingPointError(
-            "solver='adam' diverged to non-finite parameters; lower "
-            f"learning_rate_init={mixture.learning_rate_init} or scale the features."
-        )
+        raise _divergence(mixture)
     state["epochs"] += 1
     _install(
         mixture, layout, state["theta"], templates, state["epochs"], y_mean, y_scale
