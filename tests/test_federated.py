@@ -30,6 +30,8 @@ from skmoe.federated._protocol import (
     client_update,
     expert_parameters,
     materialise_expert,
+    set_expert_parameters,
+    train_expert,
     validation_mask,
 )
 from skmoe.federated._server import choose_anchors, guard_decision
@@ -276,7 +278,12 @@ def test_non_finite_replies_are_rejected_and_counted(clients, model):
     )
     model.fit(X, y, client_ids)
     rejected = [r for h in model.history_ for r in h["rejected"].items()]
-    assert rejected and all(r == (3, "not finite") for r in rejected)
+    # the client's own check (train_expert) catches the NaN before it sends it; a
+    # client that sends it anyway is rejected by the server (check_reply tests)
+    assert rejected and {client for client, _ in rejected} == {3}
+    assert all(
+        why == "not finite" or "non-finite or exploding" in why for _, why in rejected
+    )
     assert sum(h["n_rejected"] for h in model.history_) == len(rejected)
     experts = getattr(model, "experts_", [getattr(model, "estimator_", None)])
     assert all(np.all(np.isfinite(e.coef_)) for e in experts)
@@ -311,6 +318,47 @@ def test_a_client_whose_training_raises_is_rejected_with_the_reason(clients, mod
     assert np.isfinite(model.predict_proba(X[client_ids != 3][:20])).all()
 
 
+class SteepSGD(SGDClassifier):
+    """An SGD expert whose pass blows up (finite values) at a step above 0.05."""
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        super().partial_fit(X, y, classes=classes, sample_weight=sample_weight)
+        if self.eta0 > 0.05:
+            self.coef_ = self.coef_ * 1e6 + 1e6
+        return self
+
+
+def test_a_diverging_pass_is_retried_at_half_the_step(clients):
+    X, y = clients[0][:50], clients[1][:50]
+    expert = materialise_expert(
+        SteepSGD(loss="log_loss", learning_rate="constant", eta0=0.2), 64, 10, 0
+    )
+    set_expert_parameters(expert, [np.zeros((10, 64)), np.zeros(10)])
+    # 0.2 -> 0.1 -> 0.05: two halvings, then a pass that stays put
+    assert train_expert(expert, X, y, local_epochs=2) == 2
+    assert expert.eta0 == 0.05
+    assert np.abs(expert.coef_).max() < 10
+    # a step that cannot be found: the client reports an error, as before
+    expert = materialise_expert(
+        SteepSGD(loss="log_loss", learning_rate="constant", eta0=1e3), 64, 10, 0
+    )
+    with pytest.raises(ValueError, match="also after 4 halvings"):
+        train_expert(expert, X, y)
+
+
+def test_received_parameters_start_a_fresh_optimiser():
+    """materialise_expert's all-zero sample leaves SGD velocities behind; training
+    the received parameters must not carry them (MLP experts diverged on it)."""
+    template = MLPClassifier(
+        hidden_layer_sizes=(5,), solver="sgd", momentum=0.9, random_state=0
+    )
+    expert = materialise_expert(template, 4, 3, 0)
+    assert hasattr(expert, "_optimizer")
+    parameters = expert_parameters(materialise_expert(template, 4, 3, 1))
+    set_expert_parameters(expert, parameters)
+    assert not hasattr(expert, "_optimizer")
+
+
 def _reply_and_state():
     state = {
         "n_classes": 3,
@@ -338,6 +386,8 @@ def _reply_and_state():
             lambda r: r["expert_parameters"][0][0].__setitem__((0, 0), np.nan),
             "not finite",
         ),
+        # finite, but a thousand times the norm it was sent with
+        (lambda r: r["expert_parameters"][0][0].__imul__(1e4), "exploded"),
         (lambda r: r.update(classes=np.arange(2)), "wrong classes"),
         (lambda r: r.update(experts=np.array([0])), "wrong experts"),
         (lambda r: r.pop("gate_coef"), "malformed"),
@@ -888,15 +938,22 @@ def test_guard_decision_is_a_one_sided_sign_test_on_the_pooled_counts():
     ]
 
 
+class NextLabelSGD(SGDClassifier):
+    """A bad expert: it learns each sample's next label (mod 10) instead of its own."""
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        y = (np.asarray(y) + 1) % 10
+        return super().partial_fit(X, y, classes=classes, sample_weight=sample_weight)
+
+
 @pytest.mark.slow
 def test_guard_hands_bad_experts_to_the_common_expert():
-    """Experts with a learning rate 1000 times the default's jump about: unseen
-    clients served by them lose over 20 points; the guard gives them back the common
-    expert's predictions, exactly."""
+    """Experts that learn the wrong label: unseen clients served by them lose over
+    20 points; the guard gives them back the common expert's predictions, exactly."""
     X, y, client_ids, _ = balanced_label_skew(24, seed=0)
     unseen = np.isin(client_ids, [0, 1, 2, 3])
     args = (X[~unseen], y[~unseen], client_ids[~unseen])
-    bad = SGDClassifier(loss="log_loss", learning_rate="constant", eta0=100.0)
+    bad = NextLabelSGD(loss="log_loss")
     params = {"expert": bad, "n_experts": 5, "n_rounds": 10, "clients_per_round": 8}
     guarded = DDOMEClassifier(**params, random_state=0).fit(*args)
     unguarded = DDOMEClassifier(**params, random_state=0, guard=None).fit(*args)

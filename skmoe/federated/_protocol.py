@@ -59,6 +59,11 @@ def set_expert_parameters(estimator, parameters):
         n_layers = len(estimator.coefs_)
         estimator.coefs_ = parameters[:n_layers]
         estimator.intercepts_ = parameters[n_layers:]
+        # the optimiser's state (SGD's velocities, Adam's moments) belongs to the
+        # arrays just replaced, e.g. to materialise_expert's all-zero sample: the
+        # next partial_fit starts a fresh one
+        if hasattr(estimator, "_optimizer"):
+            del estimator._optimizer
     else:
         estimator.coef_, estimator.intercept_ = parameters
     return estimator
@@ -102,6 +107,70 @@ def _epoch_step_size(estimator, n_samples):
     return getattr(estimator, "eta0", 0.01) * n_samples
 
 
+# a pass of partial_fit that diverges is taken again from where it started with
+# half the step size, at most this many times, before the client gives up
+MAX_STEP_HALVINGS = 4
+# ... and a pass (or a client's reply) that multiplies an expert's parameter norm by
+# more than this (from max(norm, 1)) has blown up even if every value is finite: an
+# MLP's SGD pass reached 1e305 on MNIST-1D, and the server averaged it in
+MAX_NORM_GROWTH = 1e3
+
+
+def parameter_norm(parameters):
+    """The L2 norm of all of an expert's parameter arrays together."""
+    return float(np.sqrt(sum(np.sum(np.square(a)) for a in parameters)))
+
+
+def blown_up(parameters, start):
+    """Whether ``parameters`` are non-finite or grew too far from ``start``."""
+    if not all(np.all(np.isfinite(a)) for a in parameters):
+        return True
+    limit = MAX_NORM_GROWTH * max(parameter_norm(start), 1.0)
+    return parameter_norm(parameters) > limit
+
+
+def _step_parameter(estimator):
+    """The name of the estimator's step-size parameter, or None."""
+    params = estimator.get_params()
+    for name in ("learning_rate_init", "eta0"):
+        if name in params:
+            return name
+    return None
+
+
+def _partial_fit_pass(estimator, X, y, fit_params):
+    """One pass of ``partial_fit``, retried at half the step size if it diverges.
+
+    An SGD pass of an MLP can blow up (scikit-learn raises on non-finite weights;
+    finite weights can still grow by orders of magnitude, :func:`blown_up`) where
+    the received parameters are fine, e.g. on a client that holds one class; the
+    pass restarts from the same parameters with a halved step
+    (``MAX_STEP_HALVINGS`` times at most), which stays halved for the rest of this
+    client's round. Returns the number of halvings.
+    """
+    step = _step_parameter(estimator)
+    before = expert_parameters(estimator)
+    for halvings in range(MAX_STEP_HALVINGS + 1):
+        try:
+            estimator.partial_fit(X, y, **fit_params)
+            diverged = blown_up(expert_parameters(estimator), before)
+        except ValueError as exc:
+            if "non-finite" not in str(exc):
+                raise
+            diverged = True
+        if not diverged:
+            return halvings
+        if step is None or halvings == MAX_STEP_HALVINGS:
+            break
+        set_expert_parameters(estimator, before)
+        estimator.set_params(**{step: estimator.get_params()[step] / 2})
+    raise ValueError(
+        "Solver produced non-finite or exploding parameter weights, also after "
+        f"{MAX_STEP_HALVINGS if step else 0} halvings of the step size"
+        + (f" ({step}={estimator.get_params()[step]:g})." if step else ".")
+    )
+
+
 def train_expert(
     estimator, X, y, *, sample_weight=None, local_epochs=1, proximal_mu=0.0
 ):
@@ -110,13 +179,16 @@ def train_expert(
     With ``proximal_mu > 0`` each pass is followed by the proximal step of
     ``mu / 2 ||w - w_start||^2`` (FedProx's term), taken with the pass's total step
     size: a splitting approximation that needs nothing from the estimator's loss.
+    A pass that diverges is retried at half the step size
+    (:func:`_partial_fit_pass`). Returns the number of halvings.
     """
     start = expert_parameters(estimator) if proximal_mu > 0 else None
     fit_params = {} if sample_weight is None else {"sample_weight": sample_weight}
+    halvings = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         for _ in range(local_epochs):
-            estimator.partial_fit(X, y, **fit_params)
+            halvings += _partial_fit_pass(estimator, X, y, fit_params)
             if start is not None:
                 tau = _epoch_step_size(estimator, X.shape[0]) * proximal_mu
                 current = expert_parameters(estimator)
@@ -125,7 +197,7 @@ def train_expert(
                     for w, w0 in zip(current, start, strict=True)
                 ]
                 set_expert_parameters(estimator, pulled)
-    return estimator
+    return halvings
 
 
 def expert_log_likelihood(estimator, X, y):
@@ -264,6 +336,7 @@ def client_update(X, y, embedding, instruction, template):
     gate = (instruction["gate_coef"], instruction["gate_intercept"])
     anchor = int(instruction["anchor"])
     loss = accuracy = np.nan
+    halvings = 0
     for epoch in range(int(instruction["local_epochs"])):
         log_gate = gate_log_proba(embedding, gate)[:, selected]
         log_likelihood = np.column_stack(
@@ -303,7 +376,7 @@ def client_update(X, y, embedding, instruction, template):
         for j, estimator in enumerate(experts):
             # an expert none of whose samples this client routes to learns nothing
             if weights[:, j].sum() > 0:
-                train_expert(
+                halvings += train_expert(
                     estimator, X, y, sample_weight=weights[:, j], local_epochs=1
                 )
     return {
@@ -315,6 +388,7 @@ def client_update(X, y, embedding, instruction, template):
         "classes": np.asarray(experts[0].classes_) if experts else np.arange(0),
         "loss": loss,
         "accuracy": accuracy,
+        "n_step_halvings": halvings,
     }
 
 
@@ -449,7 +523,9 @@ def _all_finite(arrays):
 def check_reply(reply, state, sent_experts):
     """Why a DDOME reply cannot be averaged in, or None if it can.
 
-    A reply is rejected when it is not finite, when an array has the wrong shape,
+    A reply is rejected when it is not finite, when an expert's parameter norm grew
+    more than ``MAX_NORM_GROWTH``-fold (:func:`blown_up`), when an array has the
+    wrong shape,
     when it returns experts it was not sent, or when its experts were trained on
     other classes than the federation's.
     """
@@ -474,6 +550,11 @@ def check_reply(reply, state, sent_experts):
         return "wrong shape"
     if not (_all_finite(gate) and all(_all_finite(p) for p in parameters)):
         return "not finite"
+    if any(
+        blown_up(p, state["experts"][m])
+        for m, p in zip(experts, parameters, strict=True)
+    ):
+        return "exploded"
     if not np.array_equal(classes, np.arange(state["n_classes"])):
         return "wrong classes"
     return None

@@ -436,6 +436,10 @@ def run_ddome(transport, config, rng, log=None):
             "n_replies": len(replies),
             "n_rejected": len(rejected),
             "rejected": rejected,
+            # passes retried at half the step size after diverging (train_expert)
+            "n_step_halvings": int(
+                sum(int(r.get("n_step_halvings", 0)) for r in accepted)
+            ),
             "expert_usage": usage,
             "loss": _weighted_mean([r["loss"] for r in accepted], weights),
             "accuracy": _weighted_mean([r["accuracy"] for r in accepted], weights),
