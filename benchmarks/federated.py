@@ -76,6 +76,12 @@ HERE = Path(__file__).resolve().parent
 PAPER_GAIN = (4.0, 24.0)
 DONE_WHEN_GAIN = 4.0
 
+# the three DDOME models; each guarded one's evidence goes to its own record block
+GUARD = "DDOME + guard"
+GUARD_ROWS = "DDOME + guard (rows)"
+NO_GUARD = "DDOME (no guard)"
+GUARD_BLOCKS = {GUARD: "guard", GUARD_ROWS: "guard_rows"}
+
 
 # ------------------------------------------------------------------------- data
 def load_mnist1d():
@@ -202,6 +208,68 @@ def em_predict(model, X, client_ids, train_prior):
     return model.classes_[predicted]
 
 
+def label_combination(split, y, client_of, n_train):
+    """Label combination of each training client, as the splits define new ones.
+
+    Quantity skew: the set of labels a client holds; Dirichlet: its two most
+    frequent labels (ties to the smaller label). Returns a list indexed by client.
+    """
+    combinations = []
+    for c in range(n_train):
+        counts = np.bincount(y[client_of == c], minlength=10)
+        if split.startswith("quantity"):
+            combinations.append(tuple(np.flatnonzero(counts).tolist()))
+        else:
+            combinations.append(tuple(sorted(np.argsort(-counts, kind="stable")[:2])))
+    return combinations
+
+
+def guard_record(model, common, X, y, client_of, rows_seen, rows_unseen, combination):
+    """A guarded DDOME's evidence, and what its guard could not see.
+
+    The guard's pooled counts and p-values, the resolved validation mode, the
+    validation clients (and how many hold a label combination that no client that
+    trained holds), the share of test samples handed to the common expert, and
+    each expert's wins and losses against the common expert on the unseen
+    samples the gate routes to it.
+    """
+    fallback = {}
+    for part, rows in (("seen", rows_seen), ("unseen", rows_unseen)):
+        fallback[part] = float(
+            np.mean(model.predict_expert(X[rows], client_of[rows]) == -1)
+        )
+    X_unseen, y_unseen = X[rows_unseen], y[rows_unseen]
+    routed = model._routing(X_unseen, client_of[rows_unseen])[1]
+    common_right = common.predict(X_unseen) == y_unseen
+    unseen_check = {"n_routed": [], "n_expert_only": [], "n_common_only": []}
+    for m, expert in enumerate(model.experts_):
+        here = routed == m
+        right = np.zeros(here.shape[0], dtype=bool)
+        if here.any():
+            proba = expert.predict_proba(X_unseen[here])
+            right[here] = model.classes_[np.argmax(proba, 1)] == y_unseen[here]
+        unseen_check["n_routed"].append(int(here.sum()))
+        unseen_check["n_expert_only"].append(int(np.sum(here & right & ~common_right)))
+        unseen_check["n_common_only"].append(int(np.sum(here & ~right & common_right)))
+    held_out = [int(c) for c in model.validation_clients_]
+    trained = {combination[c] for c in range(len(combination)) if c not in held_out}
+    return {
+        "validation": model.validation_,
+        "validation_fraction": model.validation_fraction,
+        "n_validation_clients": len(held_out),
+        "validation_clients_new_combination": sum(
+            combination[c] not in trained for c in held_out
+        ),
+        "trusted": model.trusted_experts_.tolist(),
+        "p_values": model.guard_["p_values"].tolist(),
+        "n_routed": model.guard_["n_routed"].tolist(),
+        "n_expert_only": model.guard_["n_expert_only"].tolist(),
+        "n_common_only": model.guard_["n_common_only"].tolist(),
+        "fallback_share": fallback,
+        "unseen_check": unseen_check,
+    }
+
+
 def run_setting(dataset, split, seed, args, X_all, y_all):
     rng = np.random.RandomState(seed)
     n = y_all.shape[0]
@@ -254,10 +322,14 @@ def run_setting(dataset, split, seed, args, X_all, y_all):
         "expert_init": "common_expert",
         **federated,
     }
-    # the guard (the default) keeps 20% of each client's rows out of training to
-    # check the experts against the common expert; without it, all rows train
-    models["DDOME + guard"] = DDOMEClassifier(common, **ddome)
-    models["DDOME (no guard)"] = DDOMEClassifier(common, guard=None, **ddome)
+    # the guard (the default) checks the experts against the common expert on
+    # validation data kept out of training: by default whole clients, served as
+    # new clients (validation="auto" resolves to "clients" at 100 clients); the
+    # rows variant keeps a share of each client's rows instead; without the
+    # guard, all data train
+    models[GUARD] = DDOMEClassifier(common, **ddome)
+    models[GUARD_ROWS] = DDOMEClassifier(common, validation="rows", **ddome)
+    models[NO_GUARD] = DDOMEClassifier(common, guard=None, **ddome)
     models["FedAvg MLP (scratch)"] = FedAvgClassifier(mlp(args, seed), **federated)
     models["FedAvg MLP (from common)"] = FedAvgClassifier(
         mlp(args, seed), init=common, **federated
@@ -327,29 +399,21 @@ def run_setting(dataset, split, seed, args, X_all, y_all):
     for k in linear:
         del results[k]
 
-    guarded = fitted["DDOME + guard"]
-    fallback = {}
-    for part, rows in (("seen", rows_seen), ("unseen", rows_unseen)):
-        fallback[part] = float(
-            np.mean(guarded.predict_expert(X[rows], client_of[rows]) == -1)
+    combination = label_combination(split, y_all, client_of, args.clients)
+    guards = {
+        GUARD_BLOCKS[name]: guard_record(
+            fitted[name],
+            common,
+            X,
+            y_all,
+            client_of,
+            rows_seen,
+            rows_unseen,
+            combination,
         )
-    # what the guard could not see: each expert of the guarded model against the
-    # common expert on the unseen samples the gate routes to it
-    routed = guarded._routing(X[rows_unseen], client_of[rows_unseen])[1]
-    common_right = common.predict(X[rows_unseen]) == y_all[rows_unseen]
-    unseen_check = {"n_routed": [], "n_expert_only": [], "n_common_only": []}
-    for m, expert in enumerate(guarded.experts_):
-        here = routed == m
-        right = np.zeros(here.shape[0], dtype=bool)
-        if here.any():
-            predicted = guarded.classes_[
-                np.argmax(expert.predict_proba(X[rows_unseen][here]), 1)
-            ]
-            right[here] = predicted == y_all[rows_unseen][here]
-        unseen_check["n_routed"].append(int(here.sum()))
-        unseen_check["n_expert_only"].append(int(np.sum(here & right & ~common_right)))
-        unseen_check["n_common_only"].append(int(np.sum(here & ~right & common_right)))
-    ddome = fitted["DDOME (no guard)"]
+        for name in GUARD_BLOCKS
+    }
+    ddome = fitted[NO_GUARD]
     group_of = np.full(10, -1)
     for m, g in enumerate(ddome.label_groups_):
         group_of[np.asarray(g)] = m
@@ -365,22 +429,15 @@ def run_setting(dataset, split, seed, args, X_all, y_all):
             of_label = y_all[test_rows] == label
             recall[m, label] = np.mean(predicted[of_label] == label)
     return {
-        # version 2: DDOME with and without the guard; version 1 (no field) had
-        # only "DDOME", without the guard
-        "version": 2,
+        # version 3: DDOME with the default guard (client holdout), with the rows
+        # guard and without the guard; version 2 had the rows guard under the
+        # name "DDOME + guard"; version 1 (no field) had only "DDOME", unguarded
+        "version": 3,
         "dataset": dataset,
         "split": split,
         "seed": seed,
         "results": results,
-        "guard": {
-            "trusted": guarded.trusted_experts_.tolist(),
-            "p_values": guarded.guard_["p_values"].tolist(),
-            "n_routed": guarded.guard_["n_routed"].tolist(),
-            "n_expert_only": guarded.guard_["n_expert_only"].tolist(),
-            "n_common_only": guarded.guard_["n_common_only"].tolist(),
-            "fallback_share": fallback,
-            "unseen_check": unseen_check,
-        },
+        **guards,
         "routing_accuracy": routing,
         "recall": recall.tolist(),
         "label_groups": [np.asarray(g).tolist() for g in ddome.label_groups_],
@@ -439,10 +496,6 @@ def _load_note(records):
     if not loads:
         return "load not recorded"
     return f"5-minute load average {min(loads):.0f} to {max(loads):.0f} after settings"
-
-
-GUARD = "DDOME + guard"
-NO_GUARD = "DDOME (no guard)"
 
 
 def normalise(records):
