@@ -463,8 +463,9 @@ def run_setting(dataset, split, seed, args, X_all, y_all):
 
 # ----------------------------------------------------------------------- report
 METHOD_ORDER = [
-    "DDOME + guard",
-    "DDOME (no guard)",
+    GUARD,
+    GUARD_ROWS,
+    NO_GUARD,
     "common expert",
     "FedAvg MLP (scratch)",
     "FedAvg MLP (from common)",
@@ -502,19 +503,75 @@ def normalise(records):
     """Records of every version in the current form, the latest per setting.
 
     Version 1 (no ``version`` field) ran DDOME without the guard, under the name
-    "DDOME"; a setting run again (same dataset, split and seed) is reported from its
-    latest record, whose DDOME without the guard reproduces the earlier one (same
-    seeds, same code path). Returns the records to report and how many were
-    superseded.
+    "DDOME". Version 2 ran the guard before it could hold out clients: its
+    "DDOME + guard" kept 20% of each client's rows, so it is renamed
+    "DDOME + guard (rows)" and its "guard" block "guard_rows" (with the mode it
+    had), and no version 2 record counts as the default, client-holdout guard. A
+    setting run again (same dataset, split and seed) is reported from its latest
+    record, whose DDOME without the guard reproduces the earlier one (same seeds,
+    same code path). Returns the records to report and how many were superseded.
     """
     latest = {}
     for r in records:
         r = json.loads(json.dumps(r))
-        if "version" not in r:
-            r["version"] = 1
+        r.setdefault("version", 1)
+        if r["version"] == 1:
             r["results"][NO_GUARD] = r["results"].pop("DDOME")
+        elif r["version"] == 2:
+            r["results"][GUARD_ROWS] = r["results"].pop(GUARD)
+            # version 2 left validation_fraction at DDOMEClassifier's default,
+            # 0.2, and its report said so ("keeps 20% of its training rows")
+            r["guard_rows"] = {
+                "validation": "rows",
+                "validation_fraction": 0.2,
+                "n_validation_clients": 0,
+                **r.pop("guard"),
+            }
         latest[(r["dataset"], r["split"], r["seed"])] = r
     return list(latest.values()), len(records) - len(latest)
+
+
+def _validation_text(g):
+    """Where a guard block's evidence came from, for the guard table."""
+    if g["validation"] != "clients":
+        return "rows"
+    text = f"{g['n_validation_clients']} clients"
+    if "validation_clients_new_combination" in g:
+        text += f" ({g['validation_clients_new_combination']} new combinations)"
+    return text
+
+
+def _guard_bullet(records):
+    """The header's description of the guarded models, read from the records."""
+    blocks = {
+        key: [r[key] for r in records if key in r] for key in GUARD_BLOCKS.values()
+    }
+    fractions = sorted({g["validation_fraction"] for b in blocks.values() for g in b})
+    share = "validation_fraction " + ", ".join(f"{f:g}" for f in fractions)
+    held = sorted({g["n_validation_clients"] for g in blocks["guard"]})
+    modes = sorted({g["validation"] for g in blocks["guard"]})
+    default = (
+        f"resolved to {modes} with {held} validation client(s) in the records"
+        if blocks["guard"]
+        else "not run in these records"
+    )
+    return (
+        "- the guard (`DDOMEClassifier`'s default, `guard=\"common_expert\"`) "
+        "counts, per expert, the validation samples where the expert is right and "
+        "the common expert wrong and the reverse; an expert whose one-sided sign "
+        "test on the pooled counts has p >= 0.5 is replaced by the common expert at "
+        "prediction. **DDOME + guard** is the default `validation=\"auto\"`, which "
+        "holds out whole clients when that gives at least 5 "
+        f"({share} of the training clients, drawn by the server, never anchors; "
+        f"{default}): they never train, and after the last round route all their "
+        "rows zero-shot, as a new client would be served; their test rows stay among "
+        "the seen clients' test rows. **DDOME + guard (rows)** "
+        "(`validation=\"rows\"`, the only guard before results version 3) keeps "
+        f"that share ({share}) of every training client's rows out of training and "
+        "routes them zero-shot: that evidence comes from label combinations the "
+        "experts trained on. DDOME (no guard) trains on all data and always uses its "
+        "experts"
+    )
 
 
 def _cell_value(group, method, part):
@@ -550,14 +607,17 @@ def write_report(records, path, args, elapsed_note):
         group = [r for r in records if (r["dataset"], r["split"]) == (dataset, split)]
         seeds = sorted(r["seed"] for r in group)
         guarded = sorted(r["seed"] for r in group if GUARD in r["results"])
+        rows = sorted(r["seed"] for r in group if GUARD_ROWS in r["results"])
         lines.append(
-            f"- {dataset}, {split}: seeds {seeds}; with the guard (results version "
-            f"2): seeds {guarded}"
+            f"- {dataset}, {split}: seeds {seeds}; with the default guard (client "
+            f"holdout, results version 3): seeds {guarded}; with the rows guard: "
+            f"seeds {rows}"
         )
     lines.append(
         f"- the results file holds {n_superseded} earlier record(s) of settings run "
         "again; each setting is reported from its latest record (version 1 records "
-        "ran DDOME without the guard only)"
+        "ran DDOME without the guard only; version 2 records ran the rows guard, "
+        "then the default, and no guard)"
     )
     full = [
         (d, sp, seed)
@@ -601,14 +661,7 @@ def write_report(records, path, args, elapsed_note):
         "of each round anchors, experts started from the common expert; FedProx "
         f"mu = {first['settings']['mu']}"
     )
-    lines.append(
-        "- DDOME + guard is `DDOMEClassifier`'s default guard: each client keeps 20% "
-        "of its training rows out of training; after the last round it routes them "
-        "zero-shot and counts, per expert, where the expert is right and the common "
-        "expert wrong and the reverse; an expert whose one-sided sign test on the "
-        "pooled counts has p >= 0.5 is replaced by the common expert at prediction. "
-        "DDOME (no guard) trains on all rows and always uses its experts"
-    )
+    lines.append(_guard_bullet(records))
     lines.append(
         f"- machine: {platform.machine()}, 2 cores shared with other jobs "
         f"({_load_note(records)}), Python {platform.python_version()}, NumPy "
@@ -648,45 +701,49 @@ def write_report(records, path, args, elapsed_note):
     )
     lines.append("## The guard\n")
     lines.append(
-        "Per setting run with the guard: the experts it trusts, the sign test's "
-        "p-value per expert (wins/losses against the common expert on the validation "
-        "rows routed to it), the share of test samples handed to the common "
-        "expert, and (recorded from the second guarded run on) each expert's wins "
-        "and losses against the common expert on the unseen samples the gate routes "
-        "to it, which the guard cannot see.\n"
+        "Per setting and guarded model: where the guard's evidence came from "
+        "(validation clients held out of training, or rows of every client), the "
+        "experts it trusts, the sign test's p-value per expert (wins/losses against "
+        "the common expert on the validation data routed to it), the share of test "
+        "samples handed to the common expert, and (recorded from the second rows-"
+        "guarded run on) each expert's wins and losses against the common expert on "
+        "the unseen samples the gate routes to it, which the guard cannot see.\n"
     )
     lines.append(
-        "| dataset | split | seed | trusted | p-value (wins/losses) per expert | "
-        "to common expert, seen | unseen | wins/losses on unseen clients |"
+        "| dataset | split | seed | model | validation | trusted | p-value "
+        "(wins/losses) per expert | to common expert, seen | unseen | wins/losses "
+        "on unseen clients |"
     )
-    lines.append("|---|---|---:|---|---|---:|---:|---|")
+    lines.append("|---|---|---:|---|---|---|---|---:|---:|---|")
     for r in records:
-        if "guard" not in r:
-            continue
-        g = r["guard"]
-        tests = ", ".join(
-            f"{p:.2f} ({w}/{lo})"
-            for p, w, lo in zip(
-                g["p_values"], g["n_expert_only"], g["n_common_only"], strict=True
-            )
-        )
-        trusted = [m for m, t in enumerate(g["trusted"]) if t]
-        check = g.get("unseen_check")
-        after = (
-            ", ".join(
-                f"{w}/{lo}"
-                for w, lo in zip(
-                    check["n_expert_only"], check["n_common_only"], strict=True
+        for method, key in GUARD_BLOCKS.items():
+            if key not in r:
+                continue
+            g = r[key]
+            tests = ", ".join(
+                f"{p:.2f} ({w}/{lo})"
+                for p, w, lo in zip(
+                    g["p_values"], g["n_expert_only"], g["n_common_only"], strict=True
                 )
             )
-            if check
-            else "not recorded"
-        )
-        lines.append(
-            f"| {r['dataset']} | {r['split']} | {r['seed']} | {trusted} | {tests} | "
-            f"{100 * g['fallback_share']['seen']:.0f}% | "
-            f"{100 * g['fallback_share']['unseen']:.0f}% | {after} |"
-        )
+            trusted = [m for m, t in enumerate(g["trusted"]) if t]
+            check = g.get("unseen_check")
+            after = (
+                ", ".join(
+                    f"{w}/{lo}"
+                    for w, lo in zip(
+                        check["n_expert_only"], check["n_common_only"], strict=True
+                    )
+                )
+                if check
+                else "not recorded"
+            )
+            lines.append(
+                f"| {r['dataset']} | {r['split']} | {r['seed']} | {method} | "
+                f"{_validation_text(g)} | {trusted} | {tests} | "
+                f"{100 * g['fallback_share']['seen']:.0f}% | "
+                f"{100 * g['fallback_share']['unseen']:.0f}% | {after} |"
+            )
     lines.append("")
     lines.append("## DDOME's routing\n")
     lines.append(
