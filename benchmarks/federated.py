@@ -27,11 +27,17 @@ Each training client keeps 30% of its samples as its *seen* test set; the unseen
 clients are served zero-shot from their unlabelled samples.
 
 Methods: DDOME (MLP experts started from the common expert, label-group anchors,
-half of each round anchors); FedAvg and FedProx with the same MLP, from scratch and
-from the common expert; the best linear FedAvg (SGD logistic regression, the best
-of two learning rates on the seen clients' test sets, which favours it); local
-models (one logistic regression per client; unseen clients get their average); the
-common expert alone; and FedAvg (from the common expert) with the
+half of each round anchors) three ways: with its default guard, which replaces an
+expert by the common expert at prediction where the expert does not beat it on
+validation clients held out of training and served as new clients
+(``validation="auto"``, which holds out clients at 100 training clients); with
+the guard's rows variant (``validation="rows"``: 20% of each client's rows held
+out, evidence from label combinations the experts trained on); and without the
+guard. FedAvg and FedProx with the same MLP, from scratch and from the common
+expert; the best linear FedAvg (SGD logistic regression, the best of two learning
+rates on the seen clients' test sets, which favours it); local models (one
+logistic regression per client; unseen clients get their average); the common
+expert alone; and FedAvg (from the common expert) with the
 Saerens-Latinne-Decaestecker EM correction of label priors on each test client's
 unlabelled samples, which learns which labels a client holds without any expert.
 
@@ -67,6 +73,7 @@ from skmoe.federated import (
     FedProxClassifier,
     LocalClassifier,
 )
+from skmoe.federated._ddome import MIN_VALIDATION_CLIENTS
 
 HERE = Path(__file__).resolve().parent
 
@@ -551,9 +558,9 @@ def _guard_bullet(records):
     held = sorted({g["n_validation_clients"] for g in blocks["guard"]})
     modes = sorted({g["validation"] for g in blocks["guard"]})
     default = (
-        f"resolved to {modes} with {held} validation client(s) in the records"
+        f"in these records it resolved to {modes} with {held} validation client(s)"
         if blocks["guard"]
-        else "not run in these records"
+        else "it was not run in these records"
     )
     return (
         "- the guard (`DDOMEClassifier`'s default, `guard=\"common_expert\"`) "
@@ -561,11 +568,11 @@ def _guard_bullet(records):
         "the common expert wrong and the reverse; an expert whose one-sided sign "
         "test on the pooled counts has p >= 0.5 is replaced by the common expert at "
         "prediction. **DDOME + guard** is the default `validation=\"auto\"`, which "
-        "holds out whole clients when that gives at least 5 "
-        f"({share} of the training clients, drawn by the server, never anchors; "
-        f"{default}): they never train, and after the last round route all their "
-        "rows zero-shot, as a new client would be served; their test rows stay among "
-        "the seen clients' test rows. **DDOME + guard (rows)** "
+        "holds out whole clients when that gives at least "
+        f"{MIN_VALIDATION_CLIENTS} ({share} of the training clients, drawn by the "
+        "server, never anchors): they never train, and after the last round route "
+        "all their rows zero-shot, as a new client would be served; their test rows "
+        f"stay among the seen clients' test rows; {default}. **DDOME + guard (rows)** "
         "(`validation=\"rows\"`, the only guard before results version 3) keeps "
         f"that share ({share}) of every training client's rows out of training and "
         "routes them zero-shot: that evidence comes from label combinations the "
@@ -616,8 +623,8 @@ def write_report(records, path, args, elapsed_note):
     lines.append(
         f"- the results file holds {n_superseded} earlier record(s) of settings run "
         "again; each setting is reported from its latest record (version 1 records "
-        "ran DDOME without the guard only; version 2 records ran the rows guard, "
-        "then the default, and no guard)"
+        "ran DDOME without the guard only; version 2 records ran no guard and the "
+        "rows guard, the default then, reported here as DDOME + guard (rows))"
     )
     full = [
         (d, sp, seed)
@@ -705,8 +712,8 @@ def write_report(records, path, args, elapsed_note):
         "(validation clients held out of training, or rows of every client), the "
         "experts it trusts, the sign test's p-value per expert (wins/losses against "
         "the common expert on the validation data routed to it), the share of test "
-        "samples handed to the common expert, and (recorded from the second rows-"
-        "guarded run on) each expert's wins and losses against the common expert on "
+        "samples handed to the common expert, and (recorded from the second version-2 "
+        "run on) each expert's wins and losses against the common expert on "
         "the unseen samples the gate routes to it, which the guard cannot see.\n"
     )
     lines.append(
@@ -782,12 +789,69 @@ def write_report(records, path, args, elapsed_note):
     Path(path).write_text("\n".join(lines) + "\n")
 
 
+def _why_guard_below(r, method, gap):
+    """Why a guarded model fell below the common expert on one seed's unseen clients."""
+    g = r[GUARD_BLOCKS[method]]
+    trusted = [
+        f"{m} ({g['n_expert_only'][m]} wins/{g['n_common_only'][m]} losses)"
+        for m, t in enumerate(g["trusted"])
+        if t
+    ]
+    if g["validation"] == "clients":
+        source = f"on the {g['n_validation_clients']} validation clients held out"
+        new = g.get("validation_clients_new_combination")
+        if new is None:
+            origin = ""
+        elif new:
+            origin = (
+                f"; {new} of those clients hold a label combination that no client "
+                "that trained holds, the others combinations the experts trained on"
+            )
+        else:
+            origin = (
+                "; every one of those clients holds a label combination that a "
+                "client that trained holds, so the evidence, although from clients "
+                "served as new ones, comes from combinations the experts trained on"
+            )
+    else:
+        source = "on the training clients' held-out rows"
+        origin = (
+            "; that evidence comes from label combinations that training clients "
+            "hold, not from the unseen clients' combinations"
+        )
+    check = g.get("unseen_check")
+    if check:
+        there = ", ".join(
+            f"{m} {check['n_expert_only'][m]}/{check['n_common_only'][m]}"
+            for m, t in enumerate(g["trusted"])
+            if t
+        )
+        carry = (
+            f"; on the unseen samples routed to them the same experts won/lost {there}"
+        )
+    else:
+        carry = (
+            "; their wins and losses on unseen clients were not recorded in this run"
+        )
+    return (
+        f"  Why {method} falls below (seed {r['seed']}, {100 * gap:+.1f} points): "
+        f"the guard trusted experts {', '.join(trusted) or 'none'} {source}, and "
+        f"{100 * (1 - g['fallback_share']['unseen']):.0f}% of unseen samples went to "
+        f"them{origin}{carry}."
+    )
+
+
+def _settings_text(runs):
+    """``dataset split seeds [...]`` for each (dataset, split, seeds, below) run."""
+    return "; ".join(f"{d} {sp} seeds {seeds}" for d, sp, seeds, _ in runs)
+
+
 def verdict(records, cells):
     out = []
-    never_below, n_guarded = True, 0
+    # per guarded model: (dataset, split, seeds, below the common expert) per cell
+    runs = {method: [] for method in GUARD_BLOCKS}
     for dataset, split in cells:
         group = [r for r in records if (r["dataset"], r["split"]) == (dataset, split)]
-        guarded = [r for r in group if GUARD in r["results"]]
 
         def acc(method, part, group=group):
             return np.array([r["results"][method][part] for r in group])
@@ -797,18 +861,20 @@ def verdict(records, cells):
         below = bool((d < c).any())
         routing = 100 * np.mean([r["routing_accuracy"]["unseen"] for r in group])
         text = f"- **{dataset}, {split}**: "
-        if guarded:
-            n_guarded += 1
-            dg = acc(GUARD, "unseen", guarded)
-            cg = acc("common expert", "unseen", guarded)
-            below_g = bool((dg < cg).any())
-            never_below &= not below_g
+        for method in GUARD_BLOCKS:
+            sub = [r for r in group if method in r["results"]]
+            if not sub:
+                text += f"{method} was not run here. "
+                continue
+            gap = acc(method, "unseen", sub) - acc("common expert", "unseen", sub)
+            below_g = bool((gap < 0).any())
+            seeds = [r["seed"] for r in sub]
+            runs[method].append((dataset, split, seeds, below_g))
             text += (
-                f"on unseen clients DDOME + guard is "
+                f"On unseen clients {method} is "
                 f"{'**below**' if below_g else 'never below'} the common expert "
-                f"({len(guarded)} seed(s); DDOME + guard minus common expert, worst "
-                f"seed {100 * (dg - cg).min():+.1f} points, mean "
-                f"{100 * (dg - cg).mean():+.1f}). "
+                f"(seeds {seeds}; {method} minus common expert, worst seed "
+                f"{100 * gap.min():+.1f} points, mean {100 * gap.mean():+.1f}). "
             )
         text += (
             f"DDOME without the guard is {'**below**' if below else 'never below'} "
@@ -817,43 +883,14 @@ def verdict(records, cells):
             f"clients is {routing:.0f}%."
         )
         out.append(text)
-        for r in guarded:
-            result = r["results"]
-            gap = result[GUARD]["unseen"] - result["common expert"]["unseen"]
-            if gap >= 0:
-                continue
-            g = r["guard"]
-            trusted = [
-                f"{m} ({g['n_expert_only'][m]} wins/{g['n_common_only'][m]} losses)"
-                for m, t in enumerate(g["trusted"])
-                if t
-            ]
-            check = g.get("unseen_check")
-            if check:
-                there = ", ".join(
-                    f"{m} {check['n_expert_only'][m]}/{check['n_common_only'][m]}"
-                    for m, t in enumerate(g["trusted"])
-                    if t
-                )
-                carry = (
-                    "; on the unseen samples routed to them the same experts won/"
-                    f"lost {there}"
-                )
-            else:
-                carry = (
-                    "; their wins and losses on unseen clients were not recorded "
-                    "in this run"
-                )
-            out.append(
-                f"  Why DDOME + guard falls below (seed {r['seed']}, "
-                f"{100 * gap:+.1f} points): the guard trusted experts "
-                f"{', '.join(trusted)} on the training clients' held-out rows, and "
-                f"{100 * (1 - g['fallback_share']['unseen']):.0f}% of unseen samples "
-                "went to them; that evidence comes from label combinations that "
-                "training clients hold, not from the unseen clients' combinations"
-                + carry
-                + "."
-            )
+        for method in GUARD_BLOCKS:
+            for r in group:
+                if method not in r["results"]:
+                    continue
+                result = r["results"]
+                gap = result[method]["unseen"] - result["common expert"]["unseen"]
+                if gap < 0:
+                    out.append(_why_guard_below(r, method, gap))
         if below:
             reasons = []
             f = acc("FedAvg MLP (from common)", "unseen")
@@ -882,8 +919,19 @@ def verdict(records, cells):
             )
         if not split.startswith("quantity"):
             continue
-        # the done-when's comparison, for the default (guarded) model where it ran
-        method, sub = (GUARD, guarded) if guarded else (NO_GUARD, group)
+        # the done-when's comparison, for the default model (client holdout
+        # guard) where it ran, else for the closest model that did
+        method = next(
+            m
+            for m in (GUARD, GUARD_ROWS, NO_GUARD)
+            if any(m in r["results"] for r in group)
+        )
+        sub = [r for r in group if method in r["results"]]
+        subject = (
+            method
+            if method == GUARD
+            else f"{method}, standing in for {GUARD} (not run here),"
+        )
         gains = {}
         for base in ("FedAvg MLP (scratch)", "FedAvg MLP (from common)"):
             for part in ("seen", "unseen"):
@@ -894,7 +942,7 @@ def verdict(records, cells):
         listed = "; ".join(f"{b} {part} {v:+.1f}" for (b, part), v in gains.items())
         if g >= DONE_WHEN_GAIN:
             out.append(
-                f"  {method} beats FedAvg at equal capacity by at least "
+                f"  {subject} beats FedAvg at equal capacity by at least "
                 f"{DONE_WHEN_GAIN:.0f} points on seen and unseen clients, from "
                 f"scratch and from the common expert ({listed}), within the "
                 f"+{PAPER_GAIN[0]:.0f} to +{PAPER_GAIN[1]:.0f} the paper's Table 1 "
@@ -910,13 +958,16 @@ def verdict(records, cells):
                 f"{em_gain:+.1f} points on unseen clients without any expert, so "
                 "knowing which labels a client holds is worth that much on its own"
             )
-        handed = 100 * np.mean(
-            [r["guard"]["fallback_share"]["unseen"] for r in guarded] or [0.0]
+        key = GUARD_BLOCKS.get(method)
+        handed = (
+            100 * np.mean([r[key]["fallback_share"]["unseen"] for r in sub])
+            if key
+            else 0.0
         )
-        if guarded and handed > 50:
+        if handed > 50:
             why.append(
                 f"the guard hands {handed:.0f}% of unseen samples to the common "
-                "expert: on the clients' validation rows most experts do not beat "
+                "expert: on the guard's validation data most experts do not beat "
                 "it, so the guarded model is mostly the common expert, which FedAvg "
                 "matches or beats"
             )
@@ -936,19 +987,46 @@ def verdict(records, cells):
                 "each specialised on its group, cover only part of its labels"
             )
         out.append(
-            f"  {method} does **not** beat FedAvg by {DONE_WHEN_GAIN:.0f} points at "
-            f"equal capacity here ({listed}; smallest margin {g:+.1f}), short of the "
-            f"+{PAPER_GAIN[0]:.0f} to +{PAPER_GAIN[1]:.0f} of the paper's Table 1"
+            f"  {subject} does **not** beat FedAvg by "
+            f"{DONE_WHEN_GAIN:.0f} points at equal capacity here ({listed}; smallest "
+            f"margin {g:+.1f}), short of the +{PAPER_GAIN[0]:.0f} to "
+            f"+{PAPER_GAIN[1]:.0f} of the paper's Table 1"
             + (": " + "; ".join(why) if why else "")
             + "."
         )
     out.append("")
-    if n_guarded:
+    default = runs[GUARD]
+    if default:
+        fell = [(d, sp) for d, sp, _, b in default if b]
         out.append(
-            f"- Over the {n_guarded} setting(s) run with the guard, DDOME + guard on "
-            "unseen clients is "
-            + ("never" if never_below else "**sometimes**")
-            + " below the common expert it starts from (every seed run)."
+            f"- Over the {len(default)} setting(s) run with the default guard (client "
+            f"holdout: {_settings_text(default)}), {GUARD} on unseen clients is "
+            + (
+                "never below the common expert it starts from (every seed run)."
+                if not fell
+                else "**sometimes** below the common expert it starts from, in "
+                + ", ".join(f"{d} {sp}" for d, sp in fell)
+                + "."
+            )
+        )
+    else:
+        out.append(
+            f"- {GUARD}, the default guard (client holdout), was not run in these "
+            "records: whether it is never below the common expert is not shown here."
+        )
+    rows = runs[GUARD_ROWS]
+    if rows:
+        fell = [(d, sp) for d, sp, _, b in rows if b]
+        out.append(
+            f"- For comparison, over the {len(rows)} setting(s) run with the rows "
+            f"guard ({_settings_text(rows)}), {GUARD_ROWS} on unseen clients is "
+            + (
+                "never below the common expert (every seed run)."
+                if not fell
+                else "**sometimes** below the common expert, in "
+                + ", ".join(f"{d} {sp}" for d, sp in fell)
+                + "."
+            )
         )
     return out
 
