@@ -833,9 +833,14 @@ def _why_guard_below(r, method, gap):
         carry = (
             "; their wins and losses on unseen clients were not recorded in this run"
         )
+    head = f"  Why {method} falls below (seed {r['seed']}, {100 * gap:+.1f} points): "
+    if not trusted:
+        return (
+            f"{head}the guard trusted no expert {source}, so the gap is not the "
+            "experts'; not diagnosed by these numbers."
+        )
     return (
-        f"  Why {method} falls below (seed {r['seed']}, {100 * gap:+.1f} points): "
-        f"the guard trusted experts {', '.join(trusted) or 'none'} {source}, and "
+        f"{head}the guard trusted experts {', '.join(trusted)} {source}, and "
         f"{100 * (1 - g['fallback_share']['unseen']):.0f}% of unseen samples went to "
         f"them{origin}{carry}."
     )
