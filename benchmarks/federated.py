@@ -263,6 +263,7 @@ def guard_record(model, common, X, y, client_of, rows_seen, rows_unseen, combina
     return {
         "validation": model.validation_,
         "validation_fraction": model.validation_fraction,
+        "guard_alpha": model.guard_alpha,
         "n_validation_clients": len(held_out),
         "validation_clients_new_combination": sum(
             combination[c] not in trained for c in held_out
@@ -526,11 +527,13 @@ def normalise(records):
             r["results"][NO_GUARD] = r["results"].pop("DDOME")
         elif r["version"] == 2:
             r["results"][GUARD_ROWS] = r["results"].pop(GUARD)
-            # version 2 left validation_fraction at DDOMEClassifier's default,
-            # 0.2, and its report said so ("keeps 20% of its training rows")
+            # version 2 left validation_fraction and guard_alpha at their
+            # defaults, 0.2 and 0.5, and its report said so ("keeps 20% of its
+            # training rows", "p >= 0.5")
             r["guard_rows"] = {
                 "validation": "rows",
                 "validation_fraction": 0.2,
+                "guard_alpha": 0.5,
                 "n_validation_clients": 0,
                 **r.pop("guard"),
             }
@@ -555,29 +558,32 @@ def _guard_bullet(records):
     }
     fractions = sorted({g["validation_fraction"] for b in blocks.values() for g in b})
     share = "validation_fraction " + ", ".join(f"{f:g}" for f in fractions)
+    alphas = sorted({g["guard_alpha"] for b in blocks.values() for g in b})
     held = sorted({g["n_validation_clients"] for g in blocks["guard"]})
     modes = sorted({g["validation"] for g in blocks["guard"]})
     default = (
-        f"in these records it resolved to {modes} with {held} validation client(s)"
+        f"in these records it resolved to {' and '.join(f'{m!r}' for m in modes)} "
+        f"with {' and '.join(str(n) for n in held)} validation clients"
         if blocks["guard"]
         else "it was not run in these records"
     )
+    alpha = " or ".join(f"{a:g}" for a in alphas)
     return (
         "- the guard (`DDOMEClassifier`'s default, `guard=\"common_expert\"`) "
         "counts, per expert, the validation samples where the expert is right and "
         "the common expert wrong and the reverse; an expert whose one-sided sign "
-        "test on the pooled counts has p >= 0.5 is replaced by the common expert at "
-        "prediction. **DDOME + guard** is the default `validation=\"auto\"`, which "
-        "holds out whole clients when that gives at least "
-        f"{MIN_VALIDATION_CLIENTS} ({share} of the training clients, drawn by the "
-        "server, never anchors): they never train, and after the last round route "
-        "all their rows zero-shot, as a new client would be served; their test rows "
-        f"stay among the seen clients' test rows; {default}. **DDOME + guard (rows)** "
-        "(`validation=\"rows\"`, the only guard before results version 3) keeps "
-        f"that share ({share}) of every training client's rows out of training and "
-        "routes them zero-shot: that evidence comes from label combinations the "
-        "experts trained on. DDOME (no guard) trains on all data and always uses its "
-        "experts"
+        f"test on the pooled counts has p >= {alpha} (guard_alpha) is replaced by "
+        "the common expert at prediction. **DDOME + guard** is the default "
+        "`validation=\"auto\"`, which holds out whole clients when that gives at "
+        f"least {MIN_VALIDATION_CLIENTS} ({share} of the training clients, drawn by "
+        "the server, never anchors): they never train, and after the last round "
+        "route all their rows zero-shot, as a new client would be served; their "
+        f"test rows stay among the seen clients' test rows; {default}. "
+        "**DDOME + guard (rows)** (`validation=\"rows\"`, the only guard before "
+        f"results version 3) keeps that share ({share}) of every training client's "
+        "rows out of training and routes them zero-shot: that evidence comes from "
+        "label combinations the experts trained on. DDOME (no guard) trains on all "
+        "data and always uses its experts"
     )
 
 
