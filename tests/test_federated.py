@@ -493,9 +493,16 @@ def test_flower_simulation_gives_the_in_process_model(clients):
         "anchors": "label_groups",
         "label_groups": [[0, 1, 2], [3, 4, 5], [6, 7, 8, 9]],
         "share_label_counts": False,
+        # the deployment test checks validation rows; here whole clients
+        "validation": "clients",
+        "validation_fraction": 0.25,
     }
     in_process = DDOMEClassifier(**params).fit(X, y, client_ids)
     on_flower = run_flower_simulation(DDOMEClassifier(**params), X, y, client_ids)
+    assert in_process.validation_clients_.shape[0] >= 1
+    np.testing.assert_array_equal(
+        on_flower.validation_clients_, in_process.validation_clients_
+    )
     np.testing.assert_allclose(on_flower.gate_.coef_, in_process.gate_.coef_)
     for a, b in zip(on_flower.experts_, in_process.experts_, strict=True):
         np.testing.assert_allclose(a.coef_, b.coef_)
@@ -935,12 +942,58 @@ def test_guard_keeps_experts_that_beat_the_common_expert():
     assert seen > guarded.common_expert_.score(X[test], y[test]) + 0.05
 
 
+def test_validation_clients_never_train_and_count_as_new_clients(clients):
+    """validation="clients": the held-out clients are never picked nor anchors, and
+    the guard's counts are exactly those of serving them as new clients with the
+    final experts against the common expert."""
+    X, y, client_ids = clients[:3]
+    params = {"n_experts": 4, **FAST, "n_rounds": 6}
+    model = DDOMEClassifier(**params, validation="clients", validation_fraction=0.25)
+    model.fit(X, y, client_ids)
+    held = model.validation_clients_
+    assert model.validation_ == "clients"
+    assert held.shape[0] == int(np.floor(0.25 * np.unique(client_ids).shape[0])) == 3
+    assert not set(held.tolist()) & set(model.anchors_)
+    picked = {c for entry in model.history_ for c in entry["clients"]}
+    assert picked and not picked & set(held.tolist())
+    assert model.guard_["n_clients"] == held.shape[0]
+    rows = np.isin(client_ids, held)
+    new_ids = client_ids[rows] + 1000  # served zero-shot, as unseen clients
+    _, chosen = model._routing(X[rows], new_ids)
+    common_right = model.common_expert_.predict(X[rows]) == y[rows]
+    for m, expert in enumerate(model.experts_):
+        here = chosen == m
+        right = np.zeros(here.shape[0], dtype=bool)
+        if here.any():
+            right[here] = expert.predict(X[rows][here]) == y[rows][here]
+        assert model.guard_["n_routed"][m] == here.sum()
+        assert model.guard_["n_expert_only"][m] == np.sum(here & right & ~common_right)
+        assert model.guard_["n_common_only"][m] == np.sum(here & ~right & common_right)
+    # the rows mode keeps no client out; "auto" needs 5 held-out clients for "clients"
+    rows_model = DDOMEClassifier(**params, validation="rows").fit(X, y, client_ids)
+    assert rows_model.validation_ == "rows"
+    assert rows_model.validation_clients_.shape[0] == 0
+    auto = DDOMEClassifier(**params).fit(X, y, client_ids)  # 12 clients: 2 < 5
+    assert auto.validation_ == "rows"
+    unguarded = DDOMEClassifier(guard=None, **params).fit(X, y, client_ids)
+    assert unguarded.validation_ is None
+
+
+def test_validation_auto_holds_clients_out_from_five_of_them():
+    model = DDOMEClassifier(validation_fraction=0.2)
+    model.clients_ = np.arange(24)
+    assert model._validation_mode() == "rows"  # floor(4.8) = 4
+    model.clients_ = np.arange(25)
+    assert model._validation_mode() == "clients"
+
+
 def test_guard_parameters_are_validated(clients):
     X, y, client_ids = clients[:3]
     for params, name in (
         ({"guard": "majority"}, "guard"),
         ({"guard_alpha": 0.0}, "guard_alpha"),
         ({"validation_fraction": 1.0}, "validation_fraction"),
+        ({"validation": "nodes"}, "validation"),
     ):
         with pytest.raises(ValueError, match=name):
             DDOMEClassifier(**params, **FAST).fit(X, y, client_ids)

@@ -47,6 +47,9 @@ from skmoe.federated._server import (
 from skmoe.gating import SoftmaxGate
 
 _EMBEDDING_METHODS = ("transform", "decision_function", "predict_proba")
+# validation="auto" holds whole clients out for the guard when that gives it at
+# least this many: fewer make its pooled evidence one or two data owners' word
+MIN_VALIDATION_CLIENTS = 5
 
 
 def _is_fitted(estimator):
@@ -107,8 +110,8 @@ class DDOMEClassifier(
     scores over its data, keeps the ``top_k`` experts, and predicts each sample with
     the selected expert the gate scores highest. Seen clients use the experts chosen
     on their training data. With the guard (the default), a sample routed to an
-    expert that did not beat the common expert on the clients' held-out rows gets
-    the common expert's prediction.
+    expert that did not beat the common expert on held-out validation clients (or
+    rows, in small federations) gets the common expert's prediction.
 
     Parameters
     ----------
@@ -166,30 +169,43 @@ default="auto"
         shapes, applied to the raw features (no pipeline), with the same classes.
     guard : {"common_expert"} or None, default="common_expert"
         Keeps the model from doing worse than the common expert where its experts
-        do not beat it. Each client keeps ``validation_fraction`` of its rows out of
-        training; after the last round it routes them zero-shot (as an unseen
-        client) and counts, per expert, the rows the expert gets right and the
-        common expert wrong and the reverse; the server trusts an expert whose
-        one-sided sign test on the pooled counts has a p-value below
-        ``guard_alpha``, and at prediction a sample routed to an untrusted expert
-        gets the common expert's probabilities. The default because a mixture that
-        serves unseen clients worse than the model it starts from is a worse model:
-        the gate misroutes them when the common expert's embedding cannot tell the
-        label groups apart, and federated experts can lose some of the common
-        expert's accuracy. It costs the held-out rows' training and, where an
-        expert's gain is not shown, that gain; and its evidence comes from the
-        training clients' label combinations, so it does not guarantee clients
-        holding combinations never seen (see the user guide). None trains on all
-        rows and always uses the experts (the paper's method).
+        do not beat it. Validation data (see ``validation``) stay out of
+        training; after the last round they are routed zero-shot (as an unseen
+        client's) and each validation client counts, per expert, the rows the
+        expert gets right and the common expert wrong and the reverse; the
+        server trusts an expert whose one-sided sign test on the pooled counts
+        has a p-value below ``guard_alpha``, and at prediction a sample routed to
+        an untrusted expert gets the common expert's probabilities. The default
+        because a mixture that serves unseen clients worse than the model it
+        starts from is a worse model: the gate misroutes them when the common
+        expert's embedding cannot tell the label groups apart, and federated
+        experts can lose some of the common expert's accuracy. It costs the
+        held-out data's training and, where an expert's gain is not shown, that
+        gain. None trains on all data and always uses the experts (the paper's
+        method).
     guard_alpha : float, default=0.5
         Level of the guard's sign test. 0.5 asks an expert to win more often than
         it loses by more than a fair coin's median; a federation has few
         validation rows per expert, and at 0.05 the guard replaced experts that
         gained 12 points. Lower it for a stricter guard.
+    validation : {"auto", "clients", "rows"}, default="auto"
+        Where the guard's evidence comes from. "clients":
+        ``floor(validation_fraction * n_clients)`` clients, drawn by the server
+        among those that are not anchors, never train; they check the experts
+        on all their rows, exactly as a new client would be served, so the
+        evidence holds for new clients and their unseen label combinations.
+        "rows": every client keeps ``validation_fraction`` of its rows out of
+        training; that evidence comes from label combinations the experts
+        trained on, and on MNIST-1D it trusted experts that lost to the common
+        expert on new clients (``benchmarks/README_federated.md``). "auto":
+        "clients" when that holds out at least 5 clients (25 clients at the
+        default fraction), else "rows" (a small federation cannot spare whole
+        data owners). Unused without the guard.
     validation_fraction : float, default=0.2
-        Share of each client's rows kept out of training for the guard
-        (``floor(validation_fraction * n)`` rows, so a client with fewer than
-        ``1 / validation_fraction`` rows keeps none). Unused without the guard.
+        Share of the clients (``validation="clients"``) or of each client's rows
+        (``"rows"``: ``floor(validation_fraction * n)`` rows, so a client with
+        fewer than ``1 / validation_fraction`` rows keeps none) kept out of
+        training for the guard. Unused without the guard.
     server_fraction : float, default=0.1
         Share of the samples, drawn at random, that stand for the public data on
         which the server fits an unfitted common expert (the samples stay with their
@@ -231,6 +247,12 @@ default="auto"
         With ``anchors="label_groups"``: the labels of each expert's group.
     trusted_experts_ : ndarray of shape (n_experts,) of bool
         The experts the guard lets predict (all of them without the guard).
+    validation_ : {"clients", "rows"} or None
+        Where the guard's evidence came from (``validation`` resolved); None
+        without the guard.
+    validation_clients_ : ndarray
+        The clients held out of training for the guard (empty unless
+        ``validation_ == "clients"``).
     guard_ : dict or None
         The guard's pooled evidence: ``n_routed``, ``n_expert_only`` (rows the
         expert gets right and the common expert wrong), ``n_common_only``,
@@ -287,6 +309,7 @@ default="auto"
         "expert_init": [StrOptions({"default", "common_expert"})],
         "guard": [StrOptions({"common_expert"}), None],
         "guard_alpha": [Interval(Real, 0, 1, closed="right")],
+        "validation": [StrOptions({"auto", "clients", "rows"})],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "server_fraction": [Interval(Real, 0, 1, closed="right")],
         "dropout_rate": [Interval(Real, 0, 1, closed="left")],
@@ -314,6 +337,7 @@ default="auto"
         expert_init="default",
         guard="common_expert",
         guard_alpha=0.5,
+        validation="auto",
         validation_fraction=0.2,
         server_fraction=0.1,
         dropout_rate=0.0,
@@ -337,6 +361,7 @@ default="auto"
         self.expert_init = expert_init
         self.guard = guard
         self.guard_alpha = guard_alpha
+        self.validation = validation
         self.validation_fraction = validation_fraction
         self.server_fraction = server_fraction
         self.dropout_rate = dropout_rate
@@ -419,8 +444,16 @@ default="auto"
             "dropout_rate": self.dropout_rate,
             "guard": self.guard is not None,
             "guard_alpha": self.guard_alpha,
+            "validation": self._validation_mode(),
             "validation_fraction": self.validation_fraction,
         }
+
+    def _validation_mode(self):
+        """``"clients"`` or ``"rows"``: where the guard's evidence comes from."""
+        if self.validation != "auto":
+            return self.validation
+        n_held_out = int(np.floor(self.validation_fraction * self.clients_.shape[0]))
+        return "clients" if n_held_out >= MIN_VALIDATION_CLIENTS else "rows"
 
     @_fit_context(prefer_skip_nested_validation=False)
     def fit(self, X, y, client_ids):
@@ -496,6 +529,10 @@ default="auto"
                 )
         self.common_expert_accuracy_ = self._common_accuracy(result)
         guard = result.get("guard")
+        self.validation_ = None if guard is None else config["validation"]
+        self.validation_clients_ = self.clients_[
+            np.asarray(result.get("validation_clients", []), dtype=np.intp)
+        ]
         if guard is None:
             self.trusted_experts_ = np.ones(self.n_experts, dtype=bool)
             self.guard_ = None

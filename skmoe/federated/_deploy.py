@@ -25,6 +25,7 @@ ESTIMATOR_KEYS = {
     "anchor-fraction": "anchor_fraction",
     "expert-init": "expert_init",
     "guard-alpha": "guard_alpha",
+    "validation": "validation",
     "validation-fraction": "validation_fraction",
     "n-rounds": "n_rounds",
     "clients-per-round": "clients_per_round",

@@ -331,6 +331,9 @@ def _routed_predictions(experts, X, routed):
 def client_guard_counts(X, y, embedding, common_correct, instruction, template):
     """How the final experts fare against the common expert on the validation rows.
 
+    The validation rows are all the client's rows with ``instruction["rows"] ==
+    "all"`` (a client held out of training), else its :func:`validation_mask`.
+
     The client routes its validation rows zero-shot, as an unseen client does: each
     row goes to the expert, among the ``experts`` the server sent (the top-k of the
     rows' mean gate scores), that the gate scores highest. For each sent expert it
@@ -355,7 +358,10 @@ def client_guard_counts(X, y, embedding, common_correct, instruction, template):
         ``n_samples`` (validation rows), ``experts``, and per expert ``n_routed``,
         ``n_expert_only`` and ``n_common_only``.
     """
-    rows = validation_mask(X.shape[0], instruction)
+    if instruction.get("rows") == "all":  # a validation client: it never trained
+        rows = np.ones(X.shape[0], dtype=bool)
+    else:
+        rows = validation_mask(X.shape[0], instruction)
     X, y, embedding = X[rows], y[rows], embedding[rows]
     common_correct = np.asarray(common_correct, dtype=bool)[rows]
     selected = [int(m) for m in instruction["experts"]]

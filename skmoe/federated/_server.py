@@ -237,10 +237,16 @@ def uncovered_labels(label_counts, groups, anchors, n_labels):
     return sorted(missing)
 
 
-def _round_clients(rng, n_clients, anchors, clients_per_round, anchor_fraction):
-    """The clients of one round: a share of anchors, the rest among the others."""
+def _round_clients(
+    rng, n_clients, anchors, clients_per_round, anchor_fraction, held_out=()
+):
+    """The clients of one round: a share of anchors, the rest among the others.
+
+    ``held_out`` clients (the guard's validation clients) are never picked.
+    """
     anchor_ids = np.array(sorted(anchors), dtype=np.intp)
-    others = np.setdiff1d(np.arange(n_clients), anchor_ids)
+    skipped = np.concatenate([anchor_ids, np.asarray(held_out, dtype=np.intp)])
+    others = np.setdiff1d(np.arange(n_clients), skipped)
     size = min(clients_per_round, n_clients)
     n_anchors = min(anchor_ids.shape[0], int(round(anchor_fraction * size)))
     n_others = min(others.shape[0], size - n_anchors)
@@ -271,8 +277,10 @@ def run_ddome(transport, config, rng, log=None):
         None to choose them), ``anchor_fraction``, ``n_rounds``,
         ``clients_per_round``, ``local_epochs``, ``gate_learning_rate``,
         ``gate_batch_size``, ``dropout_rate``; with ``guard`` true also
-        ``validation_fraction`` and ``guard_alpha`` (the clients hold rows out of
-        training and the experts are checked on them after the last round).
+        ``validation`` (``"clients"`` or ``"rows"``), ``validation_fraction`` and
+        ``guard_alpha``: ``validation_fraction`` of the clients (never anchors)
+        or of each client's rows stay out of training, and the experts are
+        checked on them after the last round.
     rng : numpy.random.RandomState
         The only source of randomness of the whole run.
     log : callable, default=None
@@ -283,7 +291,8 @@ def run_ddome(transport, config, rng, log=None):
     result : dict
         ``state``, ``anchors``, ``client_experts`` (client index -> top-k experts
         under the final gate), ``embedding_mean``, ``embedding_scale``, ``history``,
-        ``guard`` (what :func:`guard_decision` returns, or None).
+        ``guard`` (what :func:`guard_decision` returns, or None),
+        ``validation_clients`` (indices of the clients held out for the guard).
     """
     n_clients, n_experts = config["n_clients"], config["n_experts"]
     share_counts = config.get("share_label_counts", True)
@@ -340,13 +349,27 @@ def run_ddome(transport, config, rng, log=None):
             for _ in range(n_experts)
         ]
     guard = config.get("guard", False)
-    if guard:
+    by_clients = guard and config.get("validation", "rows") == "clients"
+    shared_validation = {}
+    validation_clients = np.array([], dtype=np.intp)
+    if by_clients:
+        # whole clients held out: the guard's evidence is then what a new client
+        # gets (its label combination unseen by the experts trained on it too)
+        candidates = np.setdiff1d(
+            np.arange(n_clients), np.array(sorted(anchors), dtype=np.intp)
+        )
+        n_validation = min(
+            int(np.floor(config["validation_fraction"] * n_clients)),
+            candidates.shape[0],
+        )
+        validation_clients = np.sort(
+            rng.choice(candidates, n_validation, replace=False)
+        )
+    elif guard:
         shared_validation = {
             "validation_fraction": float(config["validation_fraction"]),
             "validation_seed": int(rng.randint(np.iinfo(np.int32).max)),
         }
-    else:
-        shared_validation = {}
     common_correct = {
         c: s["n_common_correct"]
         for c, s in summaries.items()
@@ -370,6 +393,7 @@ def run_ddome(transport, config, rng, log=None):
             anchors,
             config["clients_per_round"],
             config["anchor_fraction"],
+            validation_clients,
         )
         seeds = rng.randint(np.iinfo(np.int32).max, size=picked.shape[0])
         answering = picked[rng.random_sample(picked.shape[0]) >= config["dropout_rate"]]
@@ -444,13 +468,18 @@ def run_ddome(transport, config, rng, log=None):
         for c in final_scores
     }
     guard_result = (
-        _run_guard(transport, config, shared, gate, state, summaries) if guard else None
+        _run_guard(
+            transport, config, shared, gate, state, summaries, validation_clients
+        )
+        if guard
+        else None
     )
     return {
         "state": state,
         "anchors": anchors,
         "client_experts": client_experts,
         "guard": guard_result,
+        "validation_clients": validation_clients,
         "embedding_mean": mean,
         "embedding_scale": scale,
         "history": history,
@@ -516,21 +545,27 @@ def guard_decision(replies, n_experts, alpha):
     }
 
 
-def _run_guard(transport, config, shared, gate, state, summaries):
-    """The guard's exchange after the last round: route, count, test."""
-    fraction = shared["validation_fraction"]
-    asked = {
-        c: {**shared, **gate, "rows": "validation"}
-        for c, s in summaries.items()
-        if int(np.floor(fraction * s["n_samples"])) > 0
-    }
+def _run_guard(transport, config, shared, gate, state, summaries, validation_clients):
+    """The guard's exchange after the last round: route, count, test.
+
+    With validation clients, they alone answer, over all their rows; otherwise
+    every client answers over its validation rows.
+    """
+    if config.get("validation", "rows") == "clients":
+        asked = {int(c): {**shared, **gate, "rows": "all"} for c in validation_clients}
+    else:
+        fraction = shared["validation_fraction"]
+        asked = {
+            c: {**shared, **gate, "rows": "validation"}
+            for c, s in summaries.items()
+            if int(np.floor(fraction * s["n_samples"])) > 0
+        }
     scores = transport.gate_scores(asked)
     instructions = {}
     for c in sorted(scores):
         selected = top_experts(scores[c]["gate_scores"], config["top_k"])
         instructions[c] = {
-            **shared,
-            **gate,
+            **asked[c],
             "experts": selected,
             "expert_parameters": [state["experts"][m] for m in selected],
         }
