@@ -718,9 +718,10 @@ def write_report(records, path, args, elapsed_note):
         "(validation clients held out of training, or rows of every client), the "
         "experts it trusts, the sign test's p-value per expert (wins/losses against "
         "the common expert on the validation data routed to it), the share of test "
-        "samples handed to the common expert, and (recorded from the second version-2 "
-        "run on) each expert's wins and losses against the common expert on "
-        "the unseen samples the gate routes to it, which the guard cannot see.\n"
+        "samples handed to the common expert, and (recorded in every record but the "
+        "first version-2 ones) each expert's wins and losses against the common "
+        "expert on the unseen samples the gate routes to it, which the guard cannot "
+        "see.\n"
     )
     lines.append(
         "| dataset | split | seed | model | validation | trusted | p-value "
