@@ -117,8 +117,9 @@ MAX_NORM_GROWTH = 1e3
 
 
 def parameter_norm(parameters):
-    """The L2 norm of all of an expert's parameter arrays together."""
-    return float(np.sqrt(sum(np.sum(np.square(a)) for a in parameters)))
+    """The L2 norm of all of an expert's parameter arrays together (inf if huge)."""
+    with np.errstate(over="ignore"):
+        return float(np.sqrt(sum(np.sum(np.square(a)) for a in parameters)))
 
 
 def blown_up(parameters, start):
@@ -152,7 +153,9 @@ def _partial_fit_pass(estimator, X, y, fit_params):
     before = expert_parameters(estimator)
     for halvings in range(MAX_STEP_HALVINGS + 1):
         try:
-            estimator.partial_fit(X, y, **fit_params)
+            # a pass that overflows is checked and taken again, not reported
+            with np.errstate(over="ignore", invalid="ignore"):
+                estimator.partial_fit(X, y, **fit_params)
             diverged = blown_up(expert_parameters(estimator), before)
         except ValueError as exc:
             if "non-finite" not in str(exc):
