@@ -110,6 +110,8 @@ def _epoch_step_size(estimator, n_samples):
 # a pass of partial_fit that diverges is taken again from where it started with
 # half the step size, at most this many times, before the client gives up
 MAX_STEP_HALVINGS = 4
+# a row whose routing posterior for an expert is below this does not train it
+MIN_EXPERT_WEIGHT = 0.01
 # ... and a pass (or a client's reply) that multiplies an expert's parameter norm by
 # more than this (from max(norm, 1)) has blown up even if every value is finite: an
 # MLP's SGD pass reached 1e305 on MNIST-1D, and the server averaged it in
@@ -377,10 +379,19 @@ def client_update(X, y, embedding, instruction, template):
             active=active,
         )
         for j, estimator in enumerate(experts):
+            # rows with a negligible posterior do not train the expert: they add
+            # nothing to its weighted loss, and a minibatch made only of them has a
+            # weight sum near zero, by which scikit-learn's MLP divides its L2
+            # penalty (alpha / 1e-6 made the weights grow fourfold a step)
+            keep = weights[:, j] >= MIN_EXPERT_WEIGHT
             # an expert none of whose samples this client routes to learns nothing
-            if weights[:, j].sum() > 0:
+            if keep.any():
                 halvings += train_expert(
-                    estimator, X, y, sample_weight=weights[:, j], local_epochs=1
+                    estimator,
+                    X[keep],
+                    y[keep],
+                    sample_weight=weights[keep, j],
+                    local_epochs=1,
                 )
     return {
         "n_samples": int(X.shape[0]),
