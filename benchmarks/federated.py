@@ -707,8 +707,10 @@ def write_report(records, path, args, elapsed_note):
         if res.get("rejected")
     ]
     lines.append(
-        "Rejected client replies (a client whose training raised or sent non-finite "
-        "parameters; the round goes on without it): "
+        "Rejected client replies (a client whose training raised, or sent non-finite "
+        "or exploded parameters; the round goes on without it; records before "
+        "version 3 predate the fixes of diverging MLP experts described in "
+        "`docs/user_guide/federated.rst`): "
         + ("; ".join(rejected) if rejected else "none recorded")
         + ".\n"
     )
@@ -921,8 +923,8 @@ def verdict(records, cells):
             if n_rejected:
                 reasons.append(
                     f"{n_rejected} DDOME client replies were rejected because the "
-                    "client's MLP expert diverged (its partial_fit raised on "
-                    "non-finite weights; the cause is not diagnosed here)"
+                    "client's MLP expert diverged (non-finite or exploding weights, "
+                    "also at a sixteenth of the step size)"
                 )
             out.append(
                 "  Why DDOME without the guard falls below: "
