@@ -860,6 +860,14 @@ def _settings_text(runs):
     return "; ".join(f"{d} {sp} seeds {seeds}" for d, sp, seeds, _ in runs)
 
 
+def _below_text(fell, tail):
+    """Whether a guard fell below the common expert, and in which settings."""
+    if not fell:
+        return f"never below the common expert{tail} (every seed run)."
+    where = ", ".join(f"{d} {sp}" for d, sp in fell)
+    return f"**sometimes** below the common expert{tail}, in {where}."
+
+
 def verdict(records, cells):
     out = []
     # per guarded model: (dataset, split, seeds, below the common expert) per cell
@@ -1015,13 +1023,7 @@ def verdict(records, cells):
         out.append(
             f"- Over the {len(default)} setting(s) run with the default guard (client "
             f"holdout: {_settings_text(default)}), {GUARD} on unseen clients is "
-            + (
-                "never below the common expert it starts from (every seed run)."
-                if not fell
-                else "**sometimes** below the common expert it starts from, in "
-                + ", ".join(f"{d} {sp}" for d, sp in fell)
-                + "."
-            )
+            + _below_text(fell, " it starts from")
         )
     else:
         out.append(
@@ -1034,13 +1036,7 @@ def verdict(records, cells):
         out.append(
             f"- For comparison, over the {len(rows)} setting(s) run with the rows "
             f"guard ({_settings_text(rows)}), {GUARD_ROWS} on unseen clients is "
-            + (
-                "never below the common expert (every seed run)."
-                if not fell
-                else "**sometimes** below the common expert, in "
-                + ", ".join(f"{d} {sp}" for d, sp in fell)
-                + "."
-            )
+            + _below_text(fell, "")
         )
     return out
 
