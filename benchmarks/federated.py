@@ -73,7 +73,7 @@ from skmoe.federated import (
     FedProxClassifier,
     LocalClassifier,
 )
-from skmoe.federated._ddome import MIN_VALIDATION_CLIENTS
+from skmoe.federated._ddome import MIN_VALIDATION_CLIENTS, expert_features
 
 HERE = Path(__file__).resolve().parent
 
@@ -247,13 +247,14 @@ def guard_record(model, common, X, y, client_of, rows_seen, rows_unseen, combina
         )
     X_unseen, y_unseen = X[rows_unseen], y[rows_unseen]
     routed = model._routing(X_unseen, client_of[rows_unseen])[1]
+    features = expert_features(common, X_unseen, model.expert_input_)
     common_right = common.predict(X_unseen) == y_unseen
     unseen_check = {"n_routed": [], "n_expert_only": [], "n_common_only": []}
     for m, expert in enumerate(model.experts_):
         here = routed == m
         right = np.zeros(here.shape[0], dtype=bool)
         if here.any():
-            proba = expert.predict_proba(X_unseen[here])
+            proba = expert.predict_proba(features[here])
             right[here] = model.classes_[np.argmax(proba, 1)] == y_unseen[here]
         unseen_check["n_routed"].append(int(here.sum()))
         unseen_check["n_expert_only"].append(int(np.sum(here & right & ~common_right)))
@@ -431,8 +432,9 @@ def run_setting(dataset, split, seed, args, X_all, y_all):
         routing[part] = float(np.mean(chosen == group_of[y_all[rows]]))
     test_rows = np.concatenate([rows_seen, rows_unseen])
     recall = np.zeros((args.experts, 10))
+    features = expert_features(ddome.common_expert_, X[test_rows], ddome.expert_input_)
     for m, expert in enumerate(ddome.experts_):
-        predicted = ddome.classes_[np.argmax(expert.predict_proba(X[test_rows]), 1)]
+        predicted = ddome.classes_[np.argmax(expert.predict_proba(features), 1)]
         for label in range(10):
             of_label = y_all[test_rows] == label
             recall[m, label] = np.mean(predicted[of_label] == label)

@@ -179,6 +179,7 @@ def _description(name, labels, counts):
         "name": name,
         "n_samples": int(np.sum(counts)),
         "n_features": 4,
+        "n_expert_features": 6,
         "n_embedding": 3,
         "labels": np.asarray(labels),
         "label_counts": np.asarray(counts, dtype=np.float64),
@@ -199,10 +200,11 @@ def test_server_orders_clients_by_name_and_says_what_it_dropped(server_task):
         }
     )
     transport = GridTransport(grid, {}, timeout=1.0)
-    names, n_features, n_embedding, classes = describe_clients(
+    names, n_features, n_expert_features, n_embedding, classes = describe_clients(
         transport, [11, 12, 13, 14]
     )
-    assert names == [0, 2] and (n_features, n_embedding) == (4, 3)
+    assert names == [0, 2]
+    assert (n_features, n_expert_features, n_embedding) == (4, 6, 3)
     np.testing.assert_array_equal(classes, [0, 1, 5])
     assert transport.node_of == {0: 12, 1: 11}
     # label counts mapped onto the federation's classes

@@ -14,7 +14,7 @@ from sklearn.base import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -64,6 +64,39 @@ def embed(estimator, X, method):
     """The common expert's embedding of ``X`` as a 2-D float array."""
     embedding = np.asarray(getattr(estimator, method)(X), dtype=np.float64)
     return embedding.reshape(embedding.shape[0], -1)
+
+
+def expert_input_mode(common_expert, expert_input):
+    """``"raw"`` or ``"common_preprocessing"``: what ``expert_input`` resolves to.
+
+    "auto" is the common expert's preprocessing when the common expert is a
+    :class:`~sklearn.pipeline.Pipeline` of more than one step, else the raw
+    features.
+    """
+    is_pipeline = isinstance(common_expert, Pipeline) and len(common_expert) > 1
+    if expert_input == "auto":
+        return "common_preprocessing" if is_pipeline else "raw"
+    if expert_input == "common_preprocessing" and not is_pipeline:
+        raise ValueError(
+            "expert_input='common_preprocessing' needs a common expert that is a "
+            f"Pipeline of at least two steps; got {type(common_expert).__name__}."
+        )
+    return expert_input
+
+
+def expert_features(common_expert, X, mode):
+    """The features the experts see: ``X``, or the common expert's preprocessing.
+
+    Computed where the data are (each client, like the embedding).
+    """
+    if mode == "raw":
+        return X
+    return np.asarray(common_expert[:-1].transform(X), dtype=np.float64)
+
+
+def expert_head(common_expert, mode):
+    """The part of the common expert that maps the experts' features to labels."""
+    return common_expert if mode == "raw" else common_expert[-1]
 
 
 def embedding_method(common_expert, embedding):
@@ -161,12 +194,26 @@ class DDOMEClassifier(
     embedding : {"auto", "transform", "decision_function", "predict_proba"}, \
 default="auto"
         Method of the common expert that embeds; "auto" takes the first one it has.
-    expert_init : {"default", "common_expert"}, default="default"
+    expert_input : {"auto", "raw", "common_preprocessing"}, default="auto"
+        What the experts see. "raw" is ``X``; "common_preprocessing" is ``X``
+        through the common expert pipeline's steps before its last (with the
+        default common expert, the standardised features), computed by each
+        client on its own rows with the frozen steps, like the embedding; "auto"
+        is "common_preprocessing" when the common expert is a
+        :class:`~sklearn.pipeline.Pipeline` of two steps or more, else "raw".
+        Linear SGD experts on unscaled features learn slowly: with the earlier
+        default "raw" the unguarded defaults lost 17 points to the common expert
+        on digits (``benchmarks/README_federated_defaults.md``).
+    expert_init : {"auto", "default", "common_expert"}, default="auto"
         Where the experts start. "default" is the expert's own start (zeros for a
         linear model, the seeded random weights of an ``MLPClassifier``);
-        "common_expert" starts every expert from the common expert's parameters
-        (as in the paper), which needs a common expert of the experts' kind and
-        shapes, applied to the raw features (no pipeline), with the same classes.
+        "common_expert" starts every expert from the parameters of the common
+        expert (as in the paper) or, with ``expert_input="common_preprocessing"``,
+        of the pipeline's last step; they must have the experts' shapes and
+        classes (a ``LogisticRegression`` head starts ``SGDClassifier`` experts,
+        an ``MLPClassifier`` the experts of its architecture), else a
+        ``ValueError``. "auto" is "common_expert" where the parameters fit and
+        "default" elsewhere (``expert_init_`` says which).
     guard : {"common_expert"} or None, default="common_expert"
         Keeps the model from doing worse than the common expert where its experts
         do not beat it. Validation data (see ``validation``) stay out of
@@ -225,11 +272,16 @@ default="auto"
     common_expert_ : estimator
         The frozen common expert.
     embedding_method_ : str
+    expert_input_ : {"raw", "common_preprocessing"}
+        What the experts see (``expert_input`` resolved).
+    expert_init_ : {"default", "common_expert"}
+        Where the experts started (``expert_init`` resolved).
     gate_ : SoftmaxGate
         The averaged gate, applicable to the raw embedding (the standardisation is
         folded into its coefficients).
     experts_ : list of estimators
-        The averaged experts; they predict encoded classes ``0 .. n_classes - 1``.
+        The averaged experts, on the features of ``expert_input_``; they predict
+        encoded classes ``0 .. n_classes - 1``.
     anchors_ : dict
         Client identifier -> expert index.
     clients_ : ndarray
@@ -306,7 +358,8 @@ default="auto"
         "gate_learning_rate": [Interval(Real, 0, None, closed="neither")],
         "gate_batch_size": [Interval(Integral, 1, None, closed="left")],
         "embedding": [StrOptions({"auto", *_EMBEDDING_METHODS})],
-        "expert_init": [StrOptions({"default", "common_expert"})],
+        "expert_input": [StrOptions({"auto", "raw", "common_preprocessing"})],
+        "expert_init": [StrOptions({"auto", "default", "common_expert"})],
         "guard": [StrOptions({"common_expert"}), None],
         "guard_alpha": [Interval(Real, 0, 1, closed="right")],
         "validation": [StrOptions({"auto", "clients", "rows"})],
@@ -334,7 +387,8 @@ default="auto"
         gate_learning_rate=0.5,
         gate_batch_size=32,
         embedding="auto",
-        expert_init="default",
+        expert_input="auto",
+        expert_init="auto",
         guard="common_expert",
         guard_alpha=0.5,
         validation="auto",
@@ -358,6 +412,7 @@ default="auto"
         self.gate_learning_rate = gate_learning_rate
         self.gate_batch_size = gate_batch_size
         self.embedding = embedding
+        self.expert_input = expert_input
         self.expert_init = expert_init
         self.guard = guard
         self.guard_alpha = guard_alpha
@@ -381,6 +436,7 @@ default="auto"
         # the common expert sees the validated labels, not the encoded ones
         self.common_expert_ = self._fit_common_expert(X, self.classes_[y_encoded], rng)
         self.embedding_method_ = self._embedding_method()
+        self.expert_input_ = expert_input_mode(self.common_expert_, self.expert_input)
         self.clients_, client_index = np.unique(client_ids, return_inverse=True)
         client_data = []
         for c in range(self.clients_.shape[0]):
@@ -388,15 +444,20 @@ default="auto"
             embedding = embed(self.common_expert_, X[rows], self.embedding_method_)
             # computed at the client, like the embedding: only a count leaves it
             predictions = self._encode(self.common_expert_.predict(X[rows]))
-            client_data.append((X[rows], y_encoded[rows], embedding, predictions))
-        config = self._federation_config(X.shape[1], client_data[0][2].shape[1])
+            features = expert_features(self.common_expert_, X[rows], self.expert_input_)
+            client_data.append((features, y_encoded[rows], embedding, predictions))
+        config = self._federation_config(
+            client_data[0][0].shape[1], client_data[0][2].shape[1]
+        )
         return config, client_data, rng
 
     def _federation_config(self, n_features, n_embedding):
         """The settings of :func:`run_ddome`, from the parameters and the data's sizes.
 
-        Needs ``classes_`` and ``clients_``; shared by the in-process run and the
-        deployed Flower app, whose server sees sizes but no data.
+        ``n_features`` is the width of the experts' input (``expert_input_``).
+        Needs ``classes_``, ``clients_`` and ``common_expert_``; shared by the
+        in-process run and the deployed Flower app, whose server sees sizes but no
+        data.
         """
         if self.top_k > self.n_experts:
             raise ValueError(
@@ -601,31 +662,40 @@ default="auto"
         return np.where(self.classes_[index] == labels, index, -1)
 
     def _initial_expert(self, template, n_features):
-        """The common expert's parameters, if the experts start from them."""
+        """The common expert's parameters, if the experts start from them.
+
+        Sets ``expert_init_``: "auto" starts from them when they fit.
+        """
+        self.expert_init_ = self.expert_init
         if self.expert_init == "default":
             return None
-        common = self.common_expert_
+        head = expert_head(self.common_expert_, self.expert_input_)
         reference = initial_expert_parameters(
             template, n_features, self.classes_.shape[0], 0
         )
         try:
-            parameters = expert_parameters(common)
+            parameters = expert_parameters(head)
         except AttributeError:
             parameters = None
         same_classes = np.array_equal(
-            np.asarray(getattr(common, "classes_", [])), self.classes_
+            np.asarray(getattr(head, "classes_", [])), self.classes_
         )
         if (
             not same_shapes(parameters, reference)
             or not same_classes
-            or getattr(common, "n_features_in_", None) != n_features
+            or getattr(head, "n_features_in_", None) != n_features
         ):
+            if self.expert_init == "auto":
+                self.expert_init_ = "default"
+                return None
             raise ValueError(
-                "expert_init='common_expert' needs a common expert with the experts' "
-                "parameter shapes, fitted on the raw features and the same classes "
-                f"(got {type(common).__name__}; experts are "
+                "expert_init='common_expert' needs a common expert (or, with "
+                "expert_input='common_preprocessing', a pipeline's last step) with "
+                "the experts' parameter shapes, fitted on the experts' features and "
+                f"the same classes (got {type(head).__name__}; experts are "
                 f"{type(template).__name__})."
             )
+        self.expert_init_ = "common_expert"
         return parameters
 
     def _label_group_indices(self):
@@ -736,12 +806,16 @@ default="auto"
         X, chosen = self._routing(X, client_ids)
         chosen = self._guarded(chosen)
         proba = np.zeros((X.shape[0], self.classes_.shape[0]))
+        if np.any(chosen >= 0):
+            # fitted before expert_input existed: the experts saw the raw features
+            mode = getattr(self, "expert_input_", "raw")
+            features = expert_features(self.common_expert_, X, mode)
         for m in np.unique(chosen):
             rows = chosen == m
             if m < 0:
                 proba[rows] = self._common_proba(X[rows])
             else:
-                proba[rows] = self.experts_[m].predict_proba(X[rows])
+                proba[rows] = self.experts_[m].predict_proba(features[rows])
         return proba
 
     def predict(self, X, client_ids=None):

@@ -23,6 +23,7 @@ ESTIMATOR_KEYS = {
     "anchors": "anchors",
     "share-label-counts": "share_label_counts",
     "anchor-fraction": "anchor_fraction",
+    "expert-input": "expert_input",
     "expert-init": "expert_init",
     "guard-alpha": "guard_alpha",
     "validation": "validation",

@@ -28,7 +28,14 @@ from flwr.serverapp import ServerApp
 from sklearn.utils import check_random_state
 
 from skmoe.federated._common import default_expert
-from skmoe.federated._ddome import DDOMEClassifier, _is_fitted, embed, embedding_method
+from skmoe.federated._ddome import (
+    DDOMEClassifier,
+    _is_fitted,
+    embed,
+    embedding_method,
+    expert_features,
+    expert_input_mode,
+)
 from skmoe.federated._deploy import (
     ESTIMATOR_KEYS,
     file_digest,
@@ -80,7 +87,11 @@ _LOADED = {}
 
 
 def local_data(context, instruction):
-    """The node's name, features, labels and embedding; loaded once per process.
+    """The node's data; loaded once per process.
+
+    Returns its name, the experts' features (``expert_input`` of the instruction),
+    the labels, the embedding, where the common expert is right, and the number of
+    raw features.
 
     The common expert is read from the node's own file after its digest was checked
     against the one the server sent.
@@ -89,7 +100,8 @@ def local_data(context, instruction):
     label = str(context.node_config.get("label", "y"))
     expert_path = _setting(context, "common-expert")
     digest = instruction["common_expert_sha256"]
-    key = (str(path), label, str(expert_path), bytes(digest))
+    mode = instruction.get("expert_input", "raw")
+    key = (str(path), label, str(expert_path), bytes(digest), mode)
     if key not in _LOADED:
         if expert_path == "":
             raise ValueError(
@@ -103,8 +115,11 @@ def local_data(context, instruction):
         # where the common expert is right here: for its accuracy (a count) and
         # for the guard (counts of where it and the experts differ)
         common_correct = np.asarray(common_expert.predict(X) == y)
+        embedding = embed(common_expert, X, method)
+        # the experts' input (the common expert's preprocessing, if asked)
+        features = expert_features(common_expert, X, mode)
         _LOADED.clear()
-        _LOADED[key] = (name, X, y, embed(common_expert, X, method), common_correct)
+        _LOADED[key] = (name, features, y, embedding, common_correct, X.shape[1])
     return _LOADED[key]
 
 
@@ -160,7 +175,7 @@ def describe(message, context):
     One exchange instead of two: each message costs a ClientApp process on the node.
     """
     instruction = decode(message.content)
-    name, X, y, embedding, common_correct = local_data(context, instruction)
+    name, X, y, embedding, common_correct, n_features = local_data(context, instruction)
     labels, y_local = np.unique(y, return_inverse=True)
     summary = client_summary(embedding, y_local, labels.shape[0])
     summary["n_common_correct"] = int(np.sum(common_correct))
@@ -176,7 +191,8 @@ def describe(message, context):
         {
             **summary,
             "name": name,
-            "n_features": X.shape[1],
+            "n_features": n_features,
+            "n_expert_features": X.shape[1],
             "n_embedding": embedding.shape[1],
             "labels": labels,
         },
@@ -194,7 +210,7 @@ def gate_scores(message, context):
 @client_app.train()
 def train(message, context):
     instruction = decode(message.content)
-    _, X, y, embedding, _ = local_data(context, instruction)
+    _, X, y, embedding = local_data(context, instruction)[:4]
     reply = client_update(
         X,
         encode_labels(y, instruction["classes"]),
@@ -209,7 +225,7 @@ def train(message, context):
 def guard(message, context):
     """The guard's counts on this node's validation rows (client_guard_counts)."""
     instruction = decode(message.content)
-    _, X, y, embedding, common_correct = local_data(context, instruction)
+    _, X, y, embedding, common_correct = local_data(context, instruction)[:5]
     reply = client_guard_counts(
         X,
         encode_labels(y, instruction["classes"]),
@@ -344,7 +360,7 @@ def describe_clients(transport, nodes, question=None):
             f"Several SuperNodes call themselves {duplicated}; give each a distinct "
             "--node-config client-id."
         )
-    for key in ("n_features", "n_embedding"):
+    for key in ("n_features", "n_expert_features", "n_embedding"):
         sizes = {node: int(reply[key]) for node, reply in replies.items()}
         if len(set(sizes.values())) > 1:
             raise ValueError(f"The clients disagree on {key}: {sizes}.")
@@ -381,6 +397,7 @@ def describe_clients(transport, nodes, question=None):
     return (
         [replies[node]["name"] for node in order],
         int(first["n_features"]),
+        int(first["n_expert_features"]),
         int(first["n_embedding"]),
         classes,
     )
@@ -446,6 +463,9 @@ def fit_on_grid(grid, run_config):
         },
     )
     estimator._validate_params()
+    # every node computes the experts' features the same way as the server says
+    estimator.expert_input_ = expert_input_mode(common_expert, estimator.expert_input)
+    shared["expert_input"] = estimator.expert_input_
     question = {"share_label_counts": estimator.share_label_counts}
     if not estimator.share_label_counts and estimator.label_groups is not None:
         question["label_groups"] = [np.asarray(g) for g in estimator.label_groups]
@@ -455,7 +475,7 @@ def fit_on_grid(grid, run_config):
     nodes = wait_for_nodes(
         grid, int(run_config["min-nodes"]), float(run_config["node-patience"])
     )
-    names, n_features, n_embedding, classes = describe_clients(
+    names, n_features, n_expert_features, n_embedding, classes = describe_clients(
         transport, nodes, question
     )
     log(INFO, "DDOME: %d clients %s, classes %s", len(names), names, classes.tolist())
@@ -465,7 +485,7 @@ def fit_on_grid(grid, run_config):
     estimator.n_features_in_ = n_features
     estimator.common_expert_ = common_expert
     estimator.embedding_method_ = estimator._embedding_method()
-    config = estimator._federation_config(n_features, n_embedding)
+    config = estimator._federation_config(n_expert_features, n_embedding)
     rng = check_random_state(estimator.random_state)
     result = run_ddome(transport, config, rng, log=_log_round)
     estimator._finish(result, config)
