@@ -571,17 +571,17 @@ def _guard_bullet(records):
     )
     alpha = " or ".join(f"{a:g}" for a in alphas)
     return (
-        "- the guard (`DDOMEClassifier`'s default, `guard=\"common_expert\"`) "
+        '- the guard (`DDOMEClassifier`\'s default, `guard="common_expert"`) '
         "counts, per expert, the validation samples where the expert is right and "
         "the common expert wrong and the reverse; an expert whose one-sided sign "
         f"test on the pooled counts has p >= {alpha} (guard_alpha) is replaced by "
         "the common expert at prediction. **DDOME + guard** is the default "
-        "`validation=\"auto\"`, which holds out whole clients when that gives at "
+        '`validation="auto"`, which holds out whole clients when that gives at '
         f"least {MIN_VALIDATION_CLIENTS} ({share} of the training clients, drawn by "
         "the server, never anchors): they never train, and after the last round "
         "route all their rows zero-shot, as a new client would be served; their "
         f"test rows stay among the seen clients' test rows; {default}. "
-        "**DDOME + guard (rows)** (`validation=\"rows\"`, the only guard before "
+        '**DDOME + guard (rows)** (`validation="rows"`, the only guard before '
         f"results version 3) keeps that share ({share}) of every training client's "
         "rows out of training and routes them zero-shot: that evidence comes from "
         "label combinations the experts trained on. DDOME (no guard) trains on all "
@@ -1040,7 +1040,45 @@ def verdict(records, cells):
             f"guard ({_settings_text(rows)}), {GUARD_ROWS} on unseen clients is "
             + _below_text(fell, "")
         )
+    out.extend(_guard_cost(records))
     return out
+
+
+def _guard_cost(records):
+    """What each guard costs against DDOME without it, over every run of all three."""
+    latest = {}
+    for r in records:
+        if all(m in r["results"] for m in (GUARD, GUARD_ROWS, NO_GUARD)):
+            latest[r["dataset"], r["split"], r["seed"]] = r
+    if not latest:
+        return []
+    runs = list(latest.values())
+
+    def gap(method, part, other):
+        return np.array(
+            [
+                100 * (r["results"][method][part] - r["results"][other][part])
+                for r in runs
+            ]
+        )
+
+    parts = []
+    for method in (GUARD, GUARD_ROWS, NO_GUARD):
+        vs_common = gap(method, "unseen", "common expert")
+        text = (
+            f"{method}: unseen clients {vs_common.mean():+.1f} over the common expert "
+            f"(worst run {vs_common.min():+.1f}, {np.sum(vs_common < 0)} below)"
+        )
+        if method != NO_GUARD:
+            text += (
+                f", {gap(method, 'unseen', NO_GUARD).mean():+.1f} against no guard "
+                f"(seen clients {gap(method, 'seen', NO_GUARD).mean():+.1f})"
+            )
+        parts.append(text)
+    return [
+        f"- Over the {len(runs)} runs (settings x seeds) that hold all three DDOME "
+        "variants, means: " + "; ".join(parts) + "."
+    ]
 
 
 def main():
