@@ -830,6 +830,27 @@ def test_experts_can_start_from_the_common_expert(clients, common_mlp):
     assert (auto.expert_input_, auto.expert_init_) == ("raw", "default")
 
 
+def test_a_sparse_preprocessing_feeds_the_experts_dense_features():
+    """A common expert pipeline whose preprocessing is sparse (one-hot) still gives
+    the experts a dense float array, on every client and at prediction."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.RandomState(0)
+    X = rng.randint(0, 4, size=(600, 3)).astype(np.float64)
+    y = (X[:, 0] > 1).astype(int)
+    client_ids = rng.randint(0, 6, size=600)
+    common = make_pipeline(OneHotEncoder(), LogisticRegression())
+    model = DDOMEClassifier(common, n_experts=3, guard=None, **FAST)
+    model.fit(X, y, client_ids)
+    assert (model.expert_input_, model.expert_init_) == (
+        "common_preprocessing",
+        "common_expert",
+    )
+    assert model.experts_[0].coef_.shape == (1, 12)  # 3 columns x 4 categories
+    assert model.score(X, y, client_ids) > 0.95
+
+
 def test_by_default_experts_see_the_common_experts_preprocessing_and_start_from_it(
     clients,
 ):

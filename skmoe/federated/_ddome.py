@@ -91,7 +91,10 @@ def expert_features(common_expert, X, mode):
     """
     if mode == "raw":
         return X
-    return np.asarray(common_expert[:-1].transform(X), dtype=np.float64)
+    features = common_expert[:-1].transform(X)
+    if hasattr(features, "toarray"):  # a sparse output (e.g. a one-hot encoder)
+        features = features.toarray()
+    return np.asarray(features, dtype=np.float64)
 
 
 def expert_head(common_expert, mode):
