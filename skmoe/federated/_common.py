@@ -7,7 +7,7 @@ from sklearn.utils.validation import column_or_1d, validate_data
 
 
 def default_expert():
-    """The expert used when none is given: linear, log loss, constant step 0.01."""
+    """The expert used when none is given: linear, log loss, constant step 0.1."""
     return SGDClassifier(
         loss="log_loss", learning_rate="constant", eta0=0.1, alpha=1e-4
     )
