@@ -29,6 +29,27 @@ from skmoe.solvers._stochastic import (
 _CALIBRATION_FOLDS = 5
 
 
+def _fit_expert_calibrators(method, out_of_fold, top, y, sample_weight):
+    """One calibration map per expert, fitted on the samples it is the top expert for.
+
+    ``out_of_fold`` holds the experts' cross-fitted probabilities (n, K, C), filled
+    at least on every expert's region; ``top`` the expert of largest routing weight
+    of each sample at prediction. An expert that is top for no sample gets None.
+    """
+    calibrators = []
+    for k in range(out_of_fold.shape[1]):
+        region = np.flatnonzero((top == k) & (sample_weight > 0))
+        if region.size == 0:
+            calibrators.append(None)  # never the top expert: nothing to calibrate on
+            continue
+        calibrators.append(
+            ProbabilityCalibrator(method=method).fit(
+                out_of_fold[region, k], y[region], sample_weight=sample_weight[region]
+            )
+        )
+    return calibrators
+
+
 # Weight, in samples, of the class prior that every expert's class frequencies are
 # smoothed towards (a Dirichlet prior of total concentration one).
 _CLASS_PRIOR_WEIGHT = 1.0
@@ -738,7 +759,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             return
         self.expert_calibrators_ = None  # the cross-fitting sees raw experts
         n_classes = self.classes_.shape[0]
-        routing_weights = self._routing_weights(X) * weights[:, None]
+        # every expert is calibrated on its region: the samples it is the top expert
+        # for (the samples it is given, under hard routing)
+        top = np.argmax(self._routing_weights(X), axis=1)
         counts = np.bincount(y, minlength=n_classes)
         n_splits = min(_CALIBRATION_FOLDS, X.shape[0])
         splitter = (StratifiedKFold if counts.min() >= n_splits else KFold)(
@@ -750,7 +773,7 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         jobs = []
         for k, template in enumerate(templates):
             for train, test in folds:
-                test = test[routing_weights[test, k] > 0]
+                test = test[(top[test] == k) & (weights[test] > 0)]
                 if test.size:
                     rows, sample_weight = self._weighted_view(
                         expert_weights[:, k], candidates=train
@@ -765,20 +788,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         out_of_fold = np.zeros((X.shape[0], len(templates), n_classes))
         for (k, _, _, _, test), proba in zip(jobs, predictions, strict=True):
             out_of_fold[test, k] = proba
-        calibrators = []
-        for k in range(len(templates)):
-            routed = np.flatnonzero(routing_weights[:, k] > 0)
-            if routed.size == 0:
-                calibrators.append(None)  # never selected: nothing to calibrate on
-                continue
-            calibrators.append(
-                ProbabilityCalibrator(method=self.expert_calibration).fit(
-                    out_of_fold[routed, k],
-                    y[routed],
-                    sample_weight=routing_weights[routed, k],
-                )
-            )
-        self.expert_calibrators_ = calibrators
+        self.expert_calibrators_ = _fit_expert_calibrators(
+            self.expert_calibration, out_of_fold, top, y, weights
+        )
 
     def _out_of_fold_proba(self, index, template, X, y, rows, sample_weight, test):
         """Probabilities on ``test`` of a fresh expert fitted on ``rows`` only."""

@@ -43,7 +43,10 @@ class ProbabilityCalibrator(BaseEstimator):
         ``"isotonic"``: a map per class, one-vs-rest, the results renormalised to sum
         one (a row whose maps all give zero becomes uniform); with two classes only
         the second class is mapped and the first gets the complement, as in
-        :class:`~sklearn.calibration.CalibratedClassifierCV`.
+        :class:`~sklearn.calibration.CalibratedClassifierCV`. Isotonic maps are
+        bounded to ``[1 / (n + 2), 1 - 1 / (n + 2)]``, ``n`` the effective number of
+        samples ``(sum w)**2 / sum w**2``, so no class gets probability exactly zero
+        (unlike ``CalibratedClassifierCV``, whose isotonic maps reach 0 and 1).
 
     Attributes
     ----------
@@ -125,12 +128,20 @@ class ProbabilityCalibrator(BaseEstimator):
             self.temperature_ = self._fit_temperature(_logits(proba), y, weights)
             return self
         columns = [1] if n_classes == 2 else range(n_classes)
+        # isotonic regression gives exactly 0 (or 1) to a block of scores holding no
+        # sample of the class: kept at 1 / (n + 2) from the bounds (the rule of
+        # succession, n the effective sample size), so that no class gets probability
+        # zero and the log loss of a calibrated model stays finite
+        n_effective = weights.sum() ** 2 / (weights**2).sum()
+        floor = 1.0 / (n_effective + 2.0)
         self.calibrators_ = []
         for column in columns:
             calibrator = (
                 _SigmoidCalibration()
                 if self.method == "sigmoid"
-                else IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
+                else IsotonicRegression(
+                    out_of_bounds="clip", y_min=floor, y_max=1.0 - floor
+                )
             )
             target = (y == column).astype(np.float64)
             self.calibrators_.append(
