@@ -477,7 +477,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if faint.size and self.min_prior == 0:
             warnings.warn(
                 f"Expert(s) {faint.tolist()} of the fitted mixture carry less than "
-                f"{_FAINT_PRIOR:.0%} of the gate's weight on the training data "
+                f"{100 * _FAINT_PRIOR:g}% of the gate's weight on the training data "
                 f"(expert_priors_={np.round(self.expert_priors_, 4).tolist()}); fewer "
                 "n_experts may do, or min_prior drops such experts while fitting.",
                 UserWarning,
