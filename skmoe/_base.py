@@ -425,6 +425,14 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             )
             if weights.sum() <= 0:
                 raise ValueError("sample_weight must not sum to zero.")
+            n_weighted = int(np.count_nonzero(weights))
+            if n_weighted < n_experts:
+                # an expert needs a sample of positive weight to be fitted on
+                raise ValueError(
+                    "Expected at least n_experts samples of positive sample_weight, "
+                    f"got n_experts={n_experts} and {n_weighted} of the "
+                    f"n_samples={n_samples} samples with positive weight."
+                )
         if _routing_enabled():
             routed = process_routing(self, "fit", **fit_params)
             expert_fit_params = routed.expert.fit

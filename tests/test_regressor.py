@@ -1,11 +1,13 @@
 """MixtureOfExpertsRegressor: Gaussian experts, routing, recovery, bad input."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -115,6 +117,111 @@ def test_bad_input_gives_clear_errors(two_lines):
     moe = MixtureOfExpertsRegressor(Ridge(), random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="1 features"):
         moe.predict(np.ones((3, 2)))
+
+
+# ------------------------------------------------------------ empty experts
+def _few_rows(n_samples=30):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n_samples, 3))
+    return X, 2 * X[:, 0] + rng.normal(size=n_samples)
+
+
+def _fit_quietly(moe, X, y, **fit_params):
+    """Fit, ignoring the convergence and faint-expert warnings of tiny data."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return moe.fit(X, y, **fit_params)
+
+
+def _assert_every_expert_fitted(moe, X, n_experts):
+    assert len(moe.experts_) == n_experts
+    for expert in moe.experts_:
+        assert np.all(np.isfinite(expert.predict(X)))
+    assert np.all(np.isfinite(moe.noise_scale_)) and np.all(moe.noise_scale_ > 0)
+    assert np.all(np.isfinite(moe.predict(X)))
+    assert np.isfinite(moe.lower_bound_)
+
+
+@pytest.mark.parametrize(
+    ("init", "routing"),
+    [
+        ("auto", "soft"),
+        ("auto", "hard"),
+        ("auto", "topk"),
+        ("random_partition", "soft"),
+        ("kmeans", "soft"),
+        ("random", "hard"),
+        ("pca", "soft"),
+    ],
+)
+def test_a_start_that_leaves_an_expert_empty_is_reseeded(init, routing):
+    """n_experts=10 on 30 rows: a random partition (init="random_partition", and
+    four of the short runs of "auto") leaves an expert without rows for most seeds,
+    and the first M-step fitted Ridge on 0 rows (7 of 10 seeds of "auto" crashed).
+    The start now re-seeds it as EM re-seeds an expert that loses all its rows."""
+    X, y = _few_rows()
+    for seed in range(10):
+        moe = MixtureOfExpertsRegressor(
+            n_experts=10,
+            init=init,
+            routing=routing,
+            top_k=1,
+            max_iter=3,
+            random_state=seed,
+        )
+        _assert_every_expert_fitted(_fit_quietly(moe, X, y), X, 10)
+
+
+@pytest.mark.parametrize("n_samples", [2, 3, 4, 5])
+def test_defaults_fit_a_handful_of_rows(n_samples):
+    """Two experts on 2 to 5 rows: the random partitions of init="auto" gave every
+    row to one expert for many seeds (9 of 10 seeds crashed on 2 rows)."""
+    X, y = _few_rows(n_samples)
+    for seed in range(10):
+        moe = _fit_quietly(MixtureOfExpertsRegressor(random_state=seed), X, y)
+        _assert_every_expert_fitted(moe, X, 2)
+
+
+def test_pca_slabs_of_tied_rows_are_reseeded():
+    """Rows with the same projection share a slab: three distinct rows (ten copies
+    each) make at most three slabs for four experts."""
+    X, y = _few_rows(3)
+    X, y = np.repeat(X, 10, axis=0), np.repeat(y, 10)
+    for seed in range(3):
+        moe = MixtureOfExpertsRegressor(
+            n_experts=4, init="pca", max_iter=3, random_state=seed
+        )
+        _assert_every_expert_fitted(_fit_quietly(moe, X, y), X, 4)
+
+
+def test_given_start_without_an_expert_is_reseeded():
+    """Labels (flexmix's cluster=) or responsibilities that leave expert 1 without
+    rows, or only with rows of zero weight: expert 1 takes rows of the others."""
+    X, y = _few_rows()
+    labels = np.array([0, 2] * 15)
+    for start in (labels, np.eye(3)[labels]):
+        moe = MixtureOfExpertsRegressor(n_experts=3, init=start, random_state=0)
+        _assert_every_expert_fitted(_fit_quietly(moe, X, y), X, 3)
+    # expert 1 has rows, all of zero weight: no weight to fit it with
+    labels = np.arange(30) % 3
+    sample_weight = (labels != 1).astype(float)
+    moe = MixtureOfExpertsRegressor(n_experts=3, init=labels, random_state=0)
+    _fit_quietly(moe, X, y, sample_weight=sample_weight)
+    _assert_every_expert_fitted(moe, X, 3)
+
+
+def test_fewer_weighted_rows_than_experts_is_an_error():
+    """Like n_samples < n_experts: an expert needs a row of positive weight."""
+    X, y = _few_rows()
+    sample_weight = np.zeros(30)
+    sample_weight[:2] = 1.0
+    with pytest.raises(ValueError, match=r"n_experts=3 and 2 of the n_samples=30"):
+        MixtureOfExpertsRegressor(n_experts=3).fit(X, y, sample_weight=sample_weight)
+    sample_weight[2] = 1.0  # three rows of weight: one per expert
+    moe = MixtureOfExpertsRegressor(n_experts=3, random_state=0)
+    _fit_quietly(moe, X, y, sample_weight=sample_weight)
+    _assert_every_expert_fitted(moe, X, 3)
 
 
 # ------------------------------------------------- the predictive distribution

@@ -100,6 +100,8 @@ def run(
     if responsibilities is None:
         log_joint = mixture._log_joint(X, y)
         responsibilities, _ = _e_step(mixture, log_joint, weights)
+    else:
+        responsibilities = reseed_empty_start(responsibilities, weights, random_state)
     previous = -np.inf
     decreases = []  # (iteration, decrease) of M-steps that lowered the objective
     n_iter = 0
@@ -308,7 +310,8 @@ def _reseed_empty(responsibilities, weights, fit_quality):
     """Give an expert that lost all its weight the samples the mixture explains worst.
 
     Happens in hard EM when no sample selects an expert, and under top-k routing when
-    an expert is in no sample's top k. The samples come from the experts that can spare
+    an expert is in no sample's top k (and at the start, see
+    :func:`reseed_empty_start`). The samples come from the experts that can spare
     them, worst-explained first, and are moved whole (one-hot) to the empty expert, so
     it restarts where the current mixture fits least.
     """
@@ -335,6 +338,40 @@ def _reseed_empty(responsibilities, weights, fit_quality):
             empty.pop(0)
             moved = 0
     return responsibilities
+
+
+def reseed_empty_start(responsibilities, weights, random_state):
+    """The start ``responsibilities`` with weight for every expert.
+
+    A start can leave an expert without weight: a random partition of a few rows
+    (``init="random_partition"``, four of the short runs of ``"auto"``), slabs of
+    tied rows (``"pca"``), labels given by the user that skip an expert, or an
+    expert whose rows all have zero sample weight. The first M-step would fit that
+    expert on no data. It is re-seeded by the rule EM applies when an expert loses
+    all its weight later (:func:`_reseed_empty`); with no fit yet to say which
+    samples are explained worst, the samples it takes are drawn at random (and
+    drawn only then, so that a start without an empty expert uses the random state
+    as before). Every expert gets samples when at least ``n_experts`` samples have
+    positive weight, which ``fit`` checks.
+
+    Parameters
+    ----------
+    responsibilities : ndarray of shape (n_samples, n_experts)
+        The start, rows summing to one.
+    weights : ndarray of shape (n_samples,)
+        The data weights.
+    random_state : RandomState instance
+        Draws the samples an empty expert takes.
+
+    Returns
+    -------
+    responsibilities : ndarray of shape (n_samples, n_experts)
+        ``responsibilities`` itself when no expert is empty, else a re-seeded copy.
+    """
+    if np.all(weights @ responsibilities > 0):
+        return responsibilities
+    random_order = random_state.permutation(weights.shape[0])
+    return _reseed_empty(responsibilities, weights, random_order)
 
 
 def _e_step(mixture, log_joint, weights):
