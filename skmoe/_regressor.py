@@ -230,7 +230,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         minus the L2 penalty of a ``SoftmaxGate`` gate, ``||coef||^2 / (2 C)``,
         divided by the total weight; with ``reweighting``, weighted by the weights
         of the last M-step. (A ``Ridge`` expert's penalty is not in it: the noise
-        scale is fitted without it.)
+        scale is fitted without it. An M-step whose ridges shrink their
+        coefficients can lower it, by at most ``alpha (||coef_before||^2 -
+        ||coef_after||^2) / (2 sigma^2)`` summed over the experts and divided by
+        the total weight, with ``sigma`` the noise scale before the step; only a
+        larger fall is reported by a ``ConvergenceWarning``.)
     lower_bounds_ : ndarray of shape (n_iter_,)
         The objective after each iteration of the best initialisation.
     adversarial_weights_ : ndarray of shape (n_samples,)

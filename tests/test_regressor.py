@@ -15,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsRegressor
+from skmoe.solvers import _em
 
 
 def _two_lines(n_samples, random_state):
@@ -117,6 +118,98 @@ def test_bad_input_gives_clear_errors(two_lines):
     moe = MixtureOfExpertsRegressor(Ridge(), random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="1 features"):
         moe.predict(np.ones((3, 2)))
+
+
+# ------------------------------------------------- the objective and its warning
+def test_user_guide_regression_example_fits_without_warnings(two_lines):
+    """The last example of docs/user_guide/routing.rst (the data of two_lines):
+    the default Ridge experts' shrinkage lowered the objective by up to 2.3e-6 at 3
+    of 5 iterations, and EM warned that an M-step had decreased it."""
+    X, y, _ = two_lines
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        regressor = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+    assert regressor.converged_
+
+
+def _ridge_penalties(mixture):
+    experts = getattr(mixture, "experts_", None)
+    if experts is None:
+        return None
+    return np.array([e.alpha * np.sum(e.coef_**2) for e in experts])
+
+
+def _record_m_steps(monkeypatch):
+    """Record around every M-step of EM: the ridges' ``alpha ||coef||^2`` and the
+    noise variances before it, ``alpha ||coef||^2`` after it, and the weight."""
+    steps = []
+    m_step = _em._m_step
+
+    def recording(mixture, X, y, weights, templates, responsibilities):
+        before = _ridge_penalties(mixture)
+        variances = None if before is None else mixture.noise_scale_**2
+        m_step(mixture, X, y, weights, templates, responsibilities)
+        steps.append((before, variances, _ridge_penalties(mixture), weights.sum()))
+
+    monkeypatch.setattr(_em, "_m_step", recording)
+    return steps
+
+
+def test_ridge_shrinkage_bounds_every_fall_of_the_objective(monkeypatch):
+    """The default regressor's objective leaves the Ridge penalty out (the noise
+    scale is fitted without it), so it can fall; EM's inequality bounds the fall of
+    an M-step by sum_k alpha (||coef_before||^2 - ||coef_after||^2)_+ / (2
+    sigma_k^2) per unit of weight. Every M-step keeps to it, and the falls do
+    happen (else the bound would not be tested)."""
+    steps = _record_m_steps(monkeypatch)
+    largest_fall = 0.0
+    for seed in range(3):
+        X, y, _ = _two_lines(2000, seed)
+        del steps[:]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            moe = MixtureOfExpertsRegressor(n_experts=2, random_state=seed).fit(X, y)
+        lower_bounds = moe.lower_bounds_
+        final_run = steps[-moe.n_iter_:]  # after the short runs of init="auto"
+        for t in range(1, moe.n_iter_):
+            before, variances, after, total_weight = final_run[t]
+            bound = np.sum(np.maximum(before - after, 0) / (2 * variances))
+            change = lower_bounds[t] - lower_bounds[t - 1]
+            rounding = 1e-7 * max(1.0, abs(lower_bounds[t]))
+            assert change >= -(bound / total_weight + rounding)
+            largest_fall = max(largest_fall, -change)
+    assert largest_fall > 1e-6
+
+
+def test_unpenalised_experts_never_lower_the_objective():
+    """Without the ridge penalty every M-step is exact and the objective rises."""
+    for seed in range(3):
+        X, y, _ = _two_lines(2000, seed)
+        moe = MixtureOfExpertsRegressor(
+            LinearRegression(), n_experts=2, random_state=seed
+        ).fit(X, y)
+        rounding = 1e-7 * np.maximum(1.0, np.abs(moe.lower_bounds_[1:]))
+        assert np.all(np.diff(moe.lower_bounds_) >= -rounding)
+
+
+class _UnweightedRidge(Ridge):
+    """A ridge that drops its sample weights: not a weighted M-step."""
+
+    def fit(self, X, y, sample_weight=None):
+        return super().fit(X, y)
+
+
+def test_a_fall_beyond_the_ridge_shrinkage_still_warns(two_lines):
+    """From the true partition, a ridge that ignores its weights refits every
+    expert to all the rows: the objective falls far more than the shrinkage of
+    the coefficients can explain."""
+    X, y, left = two_lines
+    moe = MixtureOfExpertsRegressor(
+        _UnweightedRidge(), n_experts=2, init=left.astype(int), random_state=0
+    )
+    with pytest.warns(ConvergenceWarning, match="decreased the objective"):
+        moe.fit(X, y)
+    assert np.diff(moe.lower_bounds_).min() < -1e-2
 
 
 # ------------------------------------------------------------ empty experts
