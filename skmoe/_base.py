@@ -425,6 +425,14 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             )
             if weights.sum() <= 0:
                 raise ValueError("sample_weight must not sum to zero.")
+            n_weighted = int(np.count_nonzero(weights))
+            if n_weighted < n_experts:
+                # an expert needs a sample of positive weight to be fitted on
+                raise ValueError(
+                    "Expected at least n_experts samples of positive sample_weight, "
+                    f"got n_experts={n_experts} and {n_weighted} of the "
+                    f"n_samples={n_samples} samples with positive weight."
+                )
         if _routing_enabled():
             routed = process_routing(self, "fit", **fit_params)
             expert_fit_params = routed.expert.fit
@@ -477,7 +485,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         if faint.size and self.min_prior == 0:
             warnings.warn(
                 f"Expert(s) {faint.tolist()} of the fitted mixture carry less than "
-                f"{_FAINT_PRIOR:.0%} of the gate's weight on the training data "
+                f"{100 * _FAINT_PRIOR:g}% of the gate's weight on the training data "
                 f"(expert_priors_={np.round(self.expert_priors_, 4).tolist()}); fewer "
                 "n_experts may do, or min_prior drops such experts while fitting.",
                 UserWarning,

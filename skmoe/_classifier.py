@@ -146,7 +146,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         and top-k routing the classes an expert never saw keep a small probability
         (``unseen_class_proba_``).
     n_experts : int, default=None
-        Number of experts. ``None`` means ``len(expert)`` for a list, else 2.
+        Number of experts. ``None`` means ``len(expert)`` for a list, else 2. At
+        most the number of samples of positive weight (a ``ValueError`` otherwise,
+        as for :class:`~sklearn.mixture.GaussianMixture`'s ``n_components``).
     gate : classifier, default=None
         The gate. ``None`` means ``SoftmaxGate(max_iter=20)``
         (:class:`~skmoe.gating.SoftmaxGate`): each M-step takes at most 20 L-BFGS
@@ -203,7 +205,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         across ``n_init`` restarts. An array gives the start itself (flexmix's
         ``cluster=``): integer expert labels of shape (n_samples,) or
         responsibilities of shape (n_samples, n_experts), used as given (rows
-        normalised); then ``n_init`` must be 1.
+        normalised); then ``n_init`` must be 1. A start that leaves an expert
+        without weight (a random partition of a few rows, slabs of tied rows,
+        labels that skip an expert) gives it rows of the others, drawn at random,
+        as EM re-seeds an expert that loses all its rows: every expert is fitted
+        on data.
     warm_start : bool, default=False
         Continue EM from the fitted experts and gate when fit is called again (then
         ``n_init`` is ignored).

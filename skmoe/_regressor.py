@@ -51,7 +51,9 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         ``sample_weight`` unless ``routing="hard"`` and no ``sample_weight`` is given.
         ``None`` means ``Ridge()``.
     n_experts : int, default=None
-        Number of experts. ``None`` means ``len(expert)`` for a list, else 2.
+        Number of experts. ``None`` means ``len(expert)`` for a list, else 2. At
+        most the number of samples of positive weight (a ``ValueError`` otherwise,
+        as for :class:`~sklearn.mixture.GaussianMixture`'s ``n_components``).
     gate : classifier, default=None
         The gate. ``None`` means ``SoftmaxGate(max_iter=20)``
         (:class:`~skmoe.gating.SoftmaxGate`): each M-step takes at most 20 L-BFGS
@@ -97,7 +99,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         across ``n_init`` restarts. An array gives the start itself (flexmix's
         ``cluster=``): integer expert labels of shape (n_samples,) or
         responsibilities of shape (n_samples, n_experts), used as given (rows
-        normalised); then ``n_init`` must be 1.
+        normalised); then ``n_init`` must be 1. A start that leaves an expert
+        without weight (a random partition of a few rows, slabs of tied rows,
+        labels that skip an expert) gives it rows of the others, drawn at random,
+        as EM re-seeds an expert that loses all its rows: every expert is fitted
+        on data.
     warm_start : bool, default=False
         Continue EM from the fitted model when fit is called again.
     random_state : int, RandomState instance or None, default=None
@@ -224,7 +230,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         minus the L2 penalty of a ``SoftmaxGate`` gate, ``||coef||^2 / (2 C)``,
         divided by the total weight; with ``reweighting``, weighted by the weights
         of the last M-step. (A ``Ridge`` expert's penalty is not in it: the noise
-        scale is fitted without it.)
+        scale is fitted without it. An M-step whose ridges shrink their
+        coefficients can lower it, by at most ``alpha (||coef_before||^2 -
+        ||coef_after||^2) / (2 sigma^2)`` summed over the experts and divided by
+        the total weight, with ``sigma`` the noise scale before the step; only a
+        larger fall is reported by a ``ConvergenceWarning``.)
     lower_bounds_ : ndarray of shape (n_iter_,)
         The objective after each iteration of the best initialisation.
     adversarial_weights_ : ndarray of shape (n_samples,)

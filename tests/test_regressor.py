@@ -1,11 +1,13 @@
 """MixtureOfExpertsRegressor: Gaussian experts, routing, recovery, bad input."""
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, Ridge
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -13,6 +15,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.tree import DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsRegressor
+from skmoe.solvers import _em
 
 
 def _two_lines(n_samples, random_state):
@@ -115,6 +118,203 @@ def test_bad_input_gives_clear_errors(two_lines):
     moe = MixtureOfExpertsRegressor(Ridge(), random_state=0).fit(X, y)
     with pytest.raises(ValueError, match="1 features"):
         moe.predict(np.ones((3, 2)))
+
+
+# ------------------------------------------------- the objective and its warning
+def test_user_guide_regression_example_fits_without_warnings(two_lines):
+    """The last example of docs/user_guide/routing.rst (the data of two_lines):
+    the default Ridge experts' shrinkage lowered the objective by up to 2.3e-6 at 3
+    of 5 iterations, and EM warned that an M-step had decreased it."""
+    X, y, _ = two_lines
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        regressor = MixtureOfExpertsRegressor(n_experts=2, random_state=0).fit(X, y)
+    assert regressor.converged_
+
+
+def _ridge_penalties(mixture):
+    experts = getattr(mixture, "experts_", None)
+    if experts is None:
+        return None
+    return np.array([e.alpha * np.sum(e.coef_**2) for e in experts])
+
+
+def _record_m_steps(monkeypatch):
+    """Record around every M-step of EM: the ridges' ``alpha ||coef||^2`` and the
+    noise variances before it, ``alpha ||coef||^2`` after it, and the weight."""
+    steps = []
+    m_step = _em._m_step
+
+    def recording(mixture, X, y, weights, templates, responsibilities):
+        before = _ridge_penalties(mixture)
+        variances = None if before is None else mixture.noise_scale_**2
+        m_step(mixture, X, y, weights, templates, responsibilities)
+        steps.append((before, variances, _ridge_penalties(mixture), weights.sum()))
+
+    monkeypatch.setattr(_em, "_m_step", recording)
+    return steps
+
+
+def test_ridge_shrinkage_bounds_every_fall_of_the_objective(monkeypatch):
+    """The default regressor's objective leaves the Ridge penalty out (the noise
+    scale is fitted without it), so it can fall; EM's inequality bounds the fall of
+    an M-step by sum_k alpha (||coef_before||^2 - ||coef_after||^2)_+ / (2
+    sigma_k^2) per unit of weight. Every M-step keeps to it, and the falls do
+    happen (else the bound would not be tested)."""
+    steps = _record_m_steps(monkeypatch)
+    largest_fall = 0.0
+    for seed in range(3):
+        X, y, _ = _two_lines(2000, seed)
+        del steps[:]
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            moe = MixtureOfExpertsRegressor(n_experts=2, random_state=seed).fit(X, y)
+        lower_bounds = moe.lower_bounds_
+        final_run = steps[-moe.n_iter_:]  # after the short runs of init="auto"
+        for t in range(1, moe.n_iter_):
+            before, variances, after, total_weight = final_run[t]
+            bound = np.sum(np.maximum(before - after, 0) / (2 * variances))
+            change = lower_bounds[t] - lower_bounds[t - 1]
+            rounding = 1e-7 * max(1.0, abs(lower_bounds[t]))
+            assert change >= -(bound / total_weight + rounding)
+            largest_fall = max(largest_fall, -change)
+    assert largest_fall > 1e-6
+
+
+def test_unpenalised_experts_never_lower_the_objective():
+    """Without the ridge penalty every M-step is exact and the objective rises."""
+    for seed in range(3):
+        X, y, _ = _two_lines(2000, seed)
+        moe = MixtureOfExpertsRegressor(
+            LinearRegression(), n_experts=2, random_state=seed
+        ).fit(X, y)
+        rounding = 1e-7 * np.maximum(1.0, np.abs(moe.lower_bounds_[1:]))
+        assert np.all(np.diff(moe.lower_bounds_) >= -rounding)
+
+
+class _UnweightedRidge(Ridge):
+    """A ridge that drops its sample weights: not a weighted M-step."""
+
+    def fit(self, X, y, sample_weight=None):
+        return super().fit(X, y)
+
+
+def test_a_fall_beyond_the_ridge_shrinkage_still_warns(two_lines):
+    """From the true partition, a ridge that ignores its weights refits every
+    expert to all the rows: the objective falls far more than the shrinkage of
+    the coefficients can explain."""
+    X, y, left = two_lines
+    moe = MixtureOfExpertsRegressor(
+        _UnweightedRidge(), n_experts=2, init=left.astype(int), random_state=0
+    )
+    with pytest.warns(ConvergenceWarning, match="decreased the objective"):
+        moe.fit(X, y)
+    assert np.diff(moe.lower_bounds_).min() < -1e-2
+
+
+# ------------------------------------------------------------ empty experts
+def _few_rows(n_samples=30):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(n_samples, 3))
+    return X, 2 * X[:, 0] + rng.normal(size=n_samples)
+
+
+def _fit_quietly(moe, X, y, **fit_params):
+    """Fit, ignoring the convergence and faint-expert warnings of tiny data."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        return moe.fit(X, y, **fit_params)
+
+
+def _assert_every_expert_fitted(moe, X, n_experts):
+    assert len(moe.experts_) == n_experts
+    for expert in moe.experts_:
+        assert np.all(np.isfinite(expert.predict(X)))
+    assert np.all(np.isfinite(moe.noise_scale_)) and np.all(moe.noise_scale_ > 0)
+    assert np.all(np.isfinite(moe.predict(X)))
+    assert np.isfinite(moe.lower_bound_)
+
+
+@pytest.mark.parametrize(
+    ("init", "routing"),
+    [
+        ("auto", "soft"),
+        ("auto", "hard"),
+        ("auto", "topk"),
+        ("random_partition", "soft"),
+        ("kmeans", "soft"),
+        ("random", "hard"),
+        ("pca", "soft"),
+    ],
+)
+def test_a_start_that_leaves_an_expert_empty_is_reseeded(init, routing):
+    """n_experts=10 on 30 rows: a random partition (init="random_partition", and
+    four of the short runs of "auto") leaves an expert without rows for most seeds,
+    and the first M-step fitted Ridge on 0 rows (7 of 10 seeds of "auto" crashed).
+    The start now re-seeds it as EM re-seeds an expert that loses all its rows."""
+    X, y = _few_rows()
+    for seed in range(10):
+        moe = MixtureOfExpertsRegressor(
+            n_experts=10,
+            init=init,
+            routing=routing,
+            top_k=1,
+            max_iter=3,
+            random_state=seed,
+        )
+        _assert_every_expert_fitted(_fit_quietly(moe, X, y), X, 10)
+
+
+@pytest.mark.parametrize("n_samples", [2, 3, 4, 5])
+def test_defaults_fit_a_handful_of_rows(n_samples):
+    """Two experts on 2 to 5 rows: the random partitions of init="auto" gave every
+    row to one expert for many seeds (9 of 10 seeds crashed on 2 rows)."""
+    X, y = _few_rows(n_samples)
+    for seed in range(10):
+        moe = _fit_quietly(MixtureOfExpertsRegressor(random_state=seed), X, y)
+        _assert_every_expert_fitted(moe, X, 2)
+
+
+def test_pca_slabs_of_tied_rows_are_reseeded():
+    """Rows with the same projection share a slab: three distinct rows (ten copies
+    each) make at most three slabs for four experts."""
+    X, y = _few_rows(3)
+    X, y = np.repeat(X, 10, axis=0), np.repeat(y, 10)
+    for seed in range(3):
+        moe = MixtureOfExpertsRegressor(
+            n_experts=4, init="pca", max_iter=3, random_state=seed
+        )
+        _assert_every_expert_fitted(_fit_quietly(moe, X, y), X, 4)
+
+
+def test_given_start_without_an_expert_is_reseeded():
+    """Labels (flexmix's cluster=) or responsibilities that leave expert 1 without
+    rows, or only with rows of zero weight: expert 1 takes rows of the others."""
+    X, y = _few_rows()
+    labels = np.array([0, 2] * 15)
+    for start in (labels, np.eye(3)[labels]):
+        moe = MixtureOfExpertsRegressor(n_experts=3, init=start, random_state=0)
+        _assert_every_expert_fitted(_fit_quietly(moe, X, y), X, 3)
+    # expert 1 has rows, all of zero weight: no weight to fit it with
+    labels = np.arange(30) % 3
+    sample_weight = (labels != 1).astype(float)
+    moe = MixtureOfExpertsRegressor(n_experts=3, init=labels, random_state=0)
+    _fit_quietly(moe, X, y, sample_weight=sample_weight)
+    _assert_every_expert_fitted(moe, X, 3)
+
+
+def test_fewer_weighted_rows_than_experts_is_an_error():
+    """Like n_samples < n_experts: an expert needs a row of positive weight."""
+    X, y = _few_rows()
+    sample_weight = np.zeros(30)
+    sample_weight[:2] = 1.0
+    with pytest.raises(ValueError, match=r"n_experts=3 and 2 of the n_samples=30"):
+        MixtureOfExpertsRegressor(n_experts=3).fit(X, y, sample_weight=sample_weight)
+    sample_weight[2] = 1.0  # three rows of weight: one per expert
+    moe = MixtureOfExpertsRegressor(n_experts=3, random_state=0)
+    _fit_quietly(moe, X, y, sample_weight=sample_weight)
+    _assert_every_expert_fitted(moe, X, 3)
 
 
 # ------------------------------------------------- the predictive distribution

@@ -4,6 +4,8 @@ The flexmix optima of ``../shared/reference/flexmix_reference.md`` (NPreg: two l
 regressions of ``yn`` on ``x``, gate on ``x``) are read from there, not copied.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 from _flexmix import needs_npreg, npreg, npreg_optimum_per_row
@@ -14,6 +16,7 @@ from sklearn.metrics import adjusted_rand_score
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe.gating import SoftmaxGate
+from skmoe.solvers._em import reseed_empty_start
 
 
 def _mean_log_likelihood(model, X, y):
@@ -147,3 +150,48 @@ def test_bad_given_start_names_itself(init, n_init, message):
     model = MixtureOfExpertsClassifier(n_experts=2, init=init, n_init=n_init)
     with pytest.raises(ValueError, match=message):
         model.fit(X, y)
+
+
+def test_empty_expert_of_a_start_takes_rows_as_em_reseeds():
+    """A start that leaves expert 1 without weight: it takes whole rows of weight
+    from the experts that can spare them (as many as EM's re-seeding moves, one
+    sixth of the rows here), and a start without an empty expert is left as it is,
+    without a draw from the random state."""
+    labels = np.array([0, 2] * 15)
+    start = np.eye(3)[labels]
+    weights = np.ones(30)
+    weights[:4] = 0.0  # rows of zero weight give an expert no weight
+    random_state = np.random.RandomState(0)
+    reseeded = reseed_empty_start(start, weights, random_state)
+    assert np.all(weights @ reseeded > 0)
+    assert_allclose(reseeded.sum(axis=1), 1.0)
+    assert set(np.unique(reseeded)) == {0.0, 1.0}  # rows move whole
+    moved = np.flatnonzero(reseeded[:, 1])
+    assert moved.size == 26 // 6 and np.all(weights[moved] > 0)
+    assert_allclose(np.delete(reseeded, moved, axis=0), np.delete(start, moved, axis=0))
+    # the rows are drawn at random: another seed, other rows
+    other = reseed_empty_start(start, weights, np.random.RandomState(1))
+    assert not np.array_equal(np.flatnonzero(other[:, 1]), moved)
+    state = random_state.get_state()[1].copy()
+    assert reseed_empty_start(reseeded, weights, random_state) is reseeded
+    assert_allclose(random_state.get_state()[1], state)
+
+
+@pytest.mark.parametrize("solver", ["em", "gradient"])
+def test_given_start_without_an_expert_fits_the_classifier(solver):
+    """solver="gradient" starts with one M-step of EM, which failed on the empty
+    expert ("zero-size array to reduction operation"); EM's first M-step fell back
+    on a constant (DummyClassifier) for it."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    y = (2 * X[:, 0] + rng.normal(size=30) > 0).astype(int)
+    model = MixtureOfExpertsClassifier(
+        n_experts=3, init=np.array([0, 2] * 15), solver=solver, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # expert 1 may stay faint
+        model.fit(X, y)
+    assert len(model.experts_) == 3
+    for expert in model.experts_:
+        assert_allclose(expert.classes_, [0, 1])
+    assert np.all(np.isfinite(model.predict_proba(X)))

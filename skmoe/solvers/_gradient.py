@@ -26,7 +26,7 @@ from skmoe._kernels.joint import joint_loss_grad, joint_losses
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, effective_sample_size
 from skmoe.solvers import routing_relevant
-from skmoe.solvers._em import _m_step
+from skmoe.solvers._em import _m_step, reseed_empty_start
 
 # The tilted phase runs at most this many rounds. Each round fixes the minibatch
 # partition, the relevant sets of the filtered variant and each batch's eta' (the
@@ -329,6 +329,7 @@ def run(mixture, X, y, weights, templates, responsibilities, init_index, random_
     ``effective_sample_sizes_`` hold one entry per L-BFGS iteration.
     """
     if responsibilities is not None:
+        responsibilities = reseed_empty_start(responsibilities, weights, random_state)
         _m_step(mixture, X, y, weights, templates, responsibilities)
     n_classes = mixture.classes_.shape[0]
     n_features = X.shape[1]
