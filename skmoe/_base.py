@@ -485,9 +485,9 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         """Raise a ValueError if the current parameters change the shape of the
         fitted state a warm start continues from (see :meth:`_layout`).
 
-        As scikit-learn's warm starts: ``MLPClassifier`` refuses other classes,
-        forests and gradient boosting fewer estimators, and every estimator other
-        columns; a silent cold start would hide that ``warm_start`` did nothing.
+        As scikit-learn's warm starts where they check: ``MLPClassifier`` refuses
+        other classes and other columns, forests and gradient boosting fewer
+        estimators; a cold start would hide that ``warm_start`` did nothing.
         """
         previous = getattr(self, "_fitted_layout", layout)
         for what, value in layout.items():

@@ -120,7 +120,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Classifier cloned once per expert, or a list of classifiers for heterogeneous
         experts. Each needs ``predict_proba``, and a ``fit`` that accepts
         ``sample_weight`` unless ``routing="hard"`` and no ``sample_weight`` is
-        given. ``None`` means ``LogisticRegression()``. An expert whose routed view
+        given. ``None`` means ``LogisticRegression()``, made at fit time: to tune
+        its parameters (``expert__C`` in a grid search) pass
+        ``expert=LogisticRegression()`` explicitly. An expert whose routed view
         holds a single class is replaced by a
         :class:`~sklearn.dummy.DummyClassifier` predicting that class; under hard
         and top-k routing the classes an expert never saw keep a small probability

@@ -55,7 +55,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     expert : estimator or list of estimators, default=None
         Regressor cloned once per expert, or a list of regressors. ``fit`` must accept
         ``sample_weight`` unless ``routing="hard"`` and no ``sample_weight`` is given.
-        ``None`` means ``Ridge()``.
+        ``None`` means ``Ridge()``, made at fit time: to tune its parameters
+        (``expert__alpha`` in a grid search) pass ``expert=Ridge()`` explicitly.
     n_experts : int, default=None
         Number of experts. ``None`` means ``len(expert)`` for a list, else 2.
     gate : classifier, default=None
