@@ -34,6 +34,7 @@ from sklearn.utils.metadata_routing import (
 )
 from sklearn.utils.validation import (
     _check_sample_weight,
+    _num_features,
     check_consistent_length,
     check_is_fitted,
     has_fit_parameter,
@@ -135,6 +136,24 @@ def _seeded(estimator, random_state):
     return estimator
 
 
+def _same_parameters(estimator, template):
+    """Whether ``estimator`` has ``template``'s parameters, ``warm_start`` and
+    ``random_state`` aside (those two only say where a fit starts)."""
+    fitted = estimator.get_params(deep=False)
+    current = template.get_params(deep=False)
+    if fitted.keys() != current.keys():
+        return False
+    for name, value in current.items():
+        if name in ("warm_start", "random_state") or fitted[name] is value:
+            continue
+        try:
+            if not np.array_equal(fitted[name], value):
+                return False
+        except (TypeError, ValueError):  # values that do not compare: unequal
+            return False
+    return True
+
+
 def _run_start(mixture, X, y, weights, templates, init_index, random_state, warm):
     """One start of the fit: a solver run from ``init``'s start (or, ``warm``,
     from the fitted model), repeated after dropping the experts whose prior fell
@@ -151,8 +170,23 @@ def _run_start(mixture, X, y, weights, templates, init_index, random_state, warm
     n_experts = len(templates)
     kept = np.arange(n_experts)
     if warm:
+        # the previous fit's state under the current parameters (their shapes
+        # are checked in fit): the fitted experts give the first E-step, the
+        # M-steps refit clones of the current templates (_warm_expert)
         responsibilities = None
         kept = getattr(mixture, "kept_experts_", kept)
+        gate = _seeded(mixture._new_gate(), random_state)
+        if isinstance(gate, SoftmaxGate):
+            # the fitted coefficients with the current C, tol and max_iter: the
+            # gate's own warm start goes on from them
+            mixture.gate_.set_params(**gate.get_params())
+        else:
+            # a general gate is refitted from scratch at every M-step: the
+            # posteriors of the previous model are all of its state to keep
+            responsibilities, _ = _em._e_step(
+                mixture, mixture._log_joint(X, y), weights
+            )
+            mixture.gate_ = gate
     else:
         mixture.experts_ = None  # no warm start across initialisations
         mixture.gate_ = _seeded(mixture._new_gate(), random_state)
@@ -388,6 +422,82 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
                 "routing='topk'."
             )
 
+    # ------------------------------------------------------------- warm start
+    def _continues_fit(self):
+        """Whether this ``fit`` continues the previous one (``warm_start``)."""
+        return self.warm_start and hasattr(self, "experts_")
+
+    def _check_warm_start_features(self, X):
+        """Raise if ``X`` has not the number of columns of the fit a warm start
+        continues (before ``validate_data``, which then checks their names)."""
+        try:
+            n_features = _num_features(X)
+        except TypeError:
+            return  # not a 2-D X: validate_data says what is wrong with it
+        if n_features != self.n_features_in_:
+            raise ValueError(
+                "warm_start=True continues the previous fit, which had "
+                f"n_features_in_={self.n_features_in_}; X has {n_features} "
+                "features. Set warm_start=False to fit afresh on these features."
+            )
+
+    def _check_warm_start_classes(self, classes):
+        """Raise if ``y`` has not the classes of the fit a warm start continues."""
+        if not np.array_equal(classes, self.classes_):
+            raise ValueError(
+                "warm_start=True continues the previous fit, whose classes_ are "
+                f"{self.classes_.tolist()}; y has the classes {classes.tolist()}. "
+                "Set warm_start=False to fit afresh on these classes."
+            )
+
+    def _layout(self, n_hidden, likelihood=None):
+        """The shape of the fitted state, as it reads in an error message.
+
+        A warm start carries the fitted gate and experts over to the next fit
+        under the current parameters; these are the parts of them the current
+        parameters must leave as they were: the number of experts (and of
+        templates, ``min_prior`` may have dropped some), the experts' and the
+        gate's classes, the gate's columns, the hidden layer of ``solver="adam"``
+        and the regressor's likelihood ``likelihood``.
+        """
+        templates = self._expert_templates()
+        gate = SoftmaxGate if self.gate is None else type(self.gate)
+        layout = {
+            "n_experts": str(len(templates)),
+            "the experts' classes": (
+                f"[{', '.join(type(template).__name__ for template in templates)}]"
+            ),
+            "the gate's class": gate.__name__,
+            "the gate's columns (gate_features)": (
+                f"all {self.n_features_in_}"
+                if self.gate_features is None
+                else str(self._gate_columns().tolist())
+            ),
+            "the hidden layer (hidden_layer_sizes under solver='adam')": (
+                f"{n_hidden} units" if n_hidden else "none"
+            ),
+        }
+        if likelihood is not None:
+            layout["the likelihood"] = likelihood
+        return layout
+
+    def _check_warm_start_layout(self, layout):
+        """Raise a ValueError if the current parameters change the shape of the
+        fitted state a warm start continues from (see :meth:`_layout`).
+
+        As scikit-learn's warm starts where they check: ``MLPClassifier`` refuses
+        other classes and other columns, forests and gradient boosting fewer
+        estimators; a cold start would hide that ``warm_start`` did nothing.
+        """
+        previous = getattr(self, "_fitted_layout", layout)
+        for what, value in layout.items():
+            if previous.get(what, value) != value:
+                raise ValueError(
+                    f"warm_start=True continues the previous fit, but {what} "
+                    f"changed from {previous[what]} to {value}. Set "
+                    "warm_start=False to fit afresh with the new parameters."
+                )
+
     # ------------------------------------------------------------------- fit
     def _fit(self, X, y, sample_weight, fit_params, groups=None):
         """The EM template shared by the subclasses; ``X`` and ``y`` are validated."""
@@ -443,7 +553,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
 
         random_state = check_random_state(self.random_state)
         templates = [_seeded(template, random_state) for template in templates]
-        warm = self.warm_start and hasattr(self, "experts_")
+        warm = self._continues_fit()
         n_init = 1 if warm else self.n_init
         if n_init == 1:
             best = _run_start(self, X, y, weights, templates, 0, random_state, warm)
@@ -791,8 +901,11 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         Linear models and neural networks are refitted from their previous solution
         (their ``warm_start`` only sets the starting point), which makes each M-step
         far cheaper; any other estimator is a fresh clone, since ``warm_start`` means
-        something else for ensembles (adding members). A classifier whose routed view
-        now holds other classes than before starts afresh.
+        something else for ensembles (adding members). The previous estimator is
+        reused only while it has the template's parameters (``random_state`` aside,
+        which only seeds the start it skips): after ``set_params`` between two warm
+        fits the first M-step refits a clone of the changed template. A classifier
+        whose routed view now holds other classes than before starts afresh.
         """
         previous = getattr(self, "experts_", None)
         module = type(template).__module__
@@ -802,6 +915,7 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             and type(previous[index]) is type(template)
             and module.startswith(("sklearn.linear_model", "sklearn.neural_network"))
             and "warm_start" in template.get_params()
+            and _same_parameters(previous[index], template)
             and (
                 not hasattr(previous[index], "classes_")
                 or np.array_equal(previous[index].classes_, np.unique(y_view))
@@ -809,6 +923,8 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
         ):
             estimator = previous[index]
             estimator.set_params(warm_start=True)
+            if "random_state" in template.get_params():
+                estimator.set_params(random_state=template.random_state)
             return estimator
         return clone(template)
 

@@ -22,6 +22,7 @@ from skmoe.solvers._stochastic import (
     STOCHASTIC_PARAMETER_CONSTRAINTS,
     check_stochastic_solver,
     forget_adam_fit,
+    hidden_size,
     partial_fit_stochastic,
 )
 
@@ -140,7 +141,9 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         Classifier cloned once per expert, or a list of classifiers for heterogeneous
         experts. Each needs ``predict_proba``, and a ``fit`` that accepts
         ``sample_weight`` unless ``routing="hard"`` and no ``sample_weight`` is
-        given. ``None`` means ``LogisticRegression()``. An expert whose routed view
+        given. ``None`` means ``LogisticRegression()``, made at fit time: to tune
+        its parameters (``expert__C`` in a grid search) pass
+        ``expert=LogisticRegression()`` explicitly. An expert whose routed view
         holds a single class is replaced by a
         :class:`~sklearn.dummy.DummyClassifier` predicting that class; under hard
         and top-k routing the classes an expert never saw keep a small probability
@@ -211,8 +214,21 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         as EM re-seeds an expert that loses all its rows: every expert is fitted
         on data.
     warm_start : bool, default=False
-        Continue EM from the fitted experts and gate when fit is called again (then
-        ``n_init`` is ignored).
+        Continue from the fitted model when fit is called again (then ``n_init`` is
+        ignored): the first E-step uses the fitted gate and experts. The fitted
+        state carries over, the current parameters always apply: the gate takes
+        those of ``gate``, and each expert is refitted as a clone of the current
+        ``expert`` (after ``set_params(expert__C=100.0)``, with ``C=100``); a linear
+        or neural-network expert whose parameters did not change goes on from its
+        coefficients. A change the fitted state cannot follow raises a
+        ``ValueError`` naming the parameter and both values: other columns in ``X``
+        (``n_features_in_``), other classes in ``y``, another ``n_experts``,
+        experts or a gate of another class, other ``gate_features``, another
+        hidden layer (``hidden_layer_sizes`` under ``solver="adam"``).
+        scikit-learn's warm starts refuse such changes too (``MLPClassifier``
+        other classes or columns, forests and gradient boosting fewer
+        estimators), and a cold start in their place would hide that
+        ``warm_start`` did nothing; ``warm_start=False`` fits afresh.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation, and the ``random_state`` of experts and gate that
         have one left at ``None`` (as scikit-learn's ensembles do), so that an int
@@ -653,23 +669,35 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         # before the data: parameter errors first ("auto" can always fall back on EM)
         _SOLVERS[self.solver if self.solver != "auto" else "em"].check(self)
         self._raise_for_fit_params(fit_params)
+        # a warm start checks everything it carries over before changing anything
+        warm = self._continues_fit()
+        if warm:
+            self._check_warm_start_features(X)
         with explained_input_errors(self):
             X, y = validate_data(
-                self, X, y, dtype=[np.float64, np.float32],
+                self, X, y, reset=not warm, dtype=[np.float64, np.float32],
                 accept_sparse=SPARSE_FORMATS,
             )
-        self.solver_ = self.solver if self.solver != "auto" else _auto.choose(self, X)
+        solver = self.solver if self.solver != "auto" else _auto.choose(self, X)
+        check_classification_targets(y)
+        classes, encoded = np.unique(y, return_inverse=True)
+        if classes.shape[0] < 2:
+            raise ValueError(
+                "MixtureOfExpertsClassifier needs samples of at least 2 classes in y; "
+                f"got only one class: {classes[0]!r}."
+            )
+        n_hidden = hidden_size(self) if solver == "adam" else 0
+        if warm:
+            self._check_warm_start_classes(classes)
+            self._check_warm_start_layout(self._layout(n_hidden))
+        self.solver_ = solver
         if self.solver_ != "adam":
             forget_adam_fit(self)
         X = self._check_sparse_solver(X)
-        check_classification_targets(y)
-        self.classes_, encoded = np.unique(y, return_inverse=True)
-        if self.classes_.shape[0] < 2:
-            raise ValueError(
-                "MixtureOfExpertsClassifier needs samples of at least 2 classes in y; "
-                f"got only one class: {self.classes_[0]!r}."
-            )
-        return self._fit(X, encoded, sample_weight, fit_params, groups)
+        self.classes_ = classes
+        self._fit(X, encoded, sample_weight, fit_params, groups)
+        self._fitted_layout = self._layout(n_hidden)
+        return self
 
     def _solver_module(self):
         if self.solver != "auto":
@@ -748,6 +776,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         partial_fit_stochastic(
             self, X, encoded, sample_weight, first_call, regression=False
         )
+        if first_call:
+            self._fitted_layout = self._layout(hidden_size(self))
         self.solver_ = "adam"
         # soft routing: an expert lacking a class gives it no mass of its own
         self.unseen_class_proba_ = np.zeros((len(self.experts_), len(self.classes_)))

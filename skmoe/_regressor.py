@@ -21,8 +21,14 @@ from skmoe.solvers._stochastic import (
     STOCHASTIC_PARAMETER_CONSTRAINTS,
     check_stochastic_solver,
     forget_adam_fit,
+    hidden_size,
     partial_fit_stochastic,
 )
+
+
+def _describe_family(family, power):
+    """The likelihood family as an error message names it."""
+    return repr(family) if power is None else f"{family!r} with power {power}"
 
 
 def _uses_adam(mixture):
@@ -49,7 +55,8 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
     expert : estimator or list of estimators, default=None
         Regressor cloned once per expert, or a list of regressors. ``fit`` must accept
         ``sample_weight`` unless ``routing="hard"`` and no ``sample_weight`` is given.
-        ``None`` means ``Ridge()``.
+        ``None`` means ``Ridge()``, made at fit time: to tune its parameters
+        (``expert__alpha`` in a grid search) pass ``expert=Ridge()`` explicitly.
     n_experts : int, default=None
         Number of experts. ``None`` means ``len(expert)`` for a list, else 2. At
         most the number of samples of positive weight (a ``ValueError`` otherwise,
@@ -105,7 +112,16 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         as EM re-seeds an expert that loses all its rows: every expert is fitted
         on data.
     warm_start : bool, default=False
-        Continue EM from the fitted model when fit is called again.
+        Continue from the fitted model when fit is called again (then ``n_init`` is
+        ignored), as in :class:`MixtureOfExpertsClassifier`: the fitted state
+        carries over, the current parameters always apply (after
+        ``set_params(expert__alpha=0.1)`` every expert is refitted with
+        ``alpha=0.1``), and a change the fitted state cannot follow raises a
+        ``ValueError`` naming the parameter and both values: other columns in
+        ``X`` (``n_features_in_``), another ``n_experts``, experts or a gate of
+        another class, another likelihood, other ``gate_features``, another
+        hidden layer (``hidden_layer_sizes`` under ``solver="adam"``).
+        ``warm_start=False`` fits afresh.
     random_state : int, RandomState instance or None, default=None
         Seeds the initialisation and the experts' ``random_state`` left at ``None``.
     verbose : int, default=0
@@ -395,28 +411,43 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._validate_params()
         if self.solver == "adam":
             check_stochastic_solver(self, regression=True)
-        else:
-            forget_adam_fit(self)
         self._raise_for_fit_params(fit_params)
+        # a warm start checks everything it carries over before changing anything
+        warm = self._continues_fit()
+        if warm:
+            self._check_warm_start_features(X)
         with explained_input_errors(self):
             X, y = validate_data(
                 self,
                 X,
                 y,
+                reset=not warm,
                 dtype=[np.float64, np.float32],
                 y_numeric=True,
                 accept_sparse=SPARSE_FORMATS,
             )
         X = self._check_sparse_solver(X)
         y = np.asarray(y, dtype=np.float64)
-        self._set_family()
+        family, power = self._family()
+        n_hidden = hidden_size(self) if self.solver == "adam" else 0
+        if warm:
+            self._check_warm_start_layout(
+                self._layout(n_hidden, likelihood=_describe_family(family, power))
+            )
+        if self.solver != "adam":
+            forget_adam_fit(self)
+        self._set_family(family, power)
         if np.all(np.isfinite(y)):
             _families.check_targets(self.likelihood_, y)
-        return self._fit(X, y, sample_weight, fit_params, groups)
+        self._fit(X, y, sample_weight, fit_params, groups)
+        self._fitted_layout = self._layout(
+            n_hidden, likelihood=_describe_family(family, power)
+        )
+        return self
 
-    def _set_family(self):
-        """Set ``likelihood_`` and ``tweedie_power_`` from ``likelihood`` and the
-        experts, and forget the dispersion of another family from an earlier fit."""
+    def _family(self):
+        """The likelihood family and Tweedie power from ``likelihood`` and the
+        experts (the power is None but for the Tweedie family)."""
         templates = self._expert_templates()
         families = [_families.family_of_expert(template) for template in templates]
         if self.likelihood == "auto":
@@ -445,6 +476,11 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
                 f"likelihood={self.likelihood!r} (resolved to {family!r}). Use "
                 "solver='em' for other likelihoods."
             )
+        return family, power
+
+    def _set_family(self, family, power):
+        """Set ``likelihood_`` and ``tweedie_power_``, and forget the dispersion of
+        another family from an earlier fit."""
         self.likelihood_, self.tweedie_power_ = family, power
         kept = {"gaussian": "noise_scale_", "gamma": "dispersion_",
                 "tweedie": "dispersion_"}.get(family)
@@ -492,7 +528,7 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         check_stochastic_solver(self, regression=True)
         first_call = not hasattr(self, "experts_")
         if first_call:
-            self._set_family()
+            self._set_family(*self._family())
         X, y = validate_data(
             self,
             X,
@@ -506,9 +542,13 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         y = np.asarray(y, dtype=np.float64)
-        return partial_fit_stochastic(
-            self, X, y, sample_weight, first_call, regression=True
-        )
+        partial_fit_stochastic(self, X, y, sample_weight, first_call, regression=True)
+        if first_call:
+            self._fitted_layout = self._layout(
+                hidden_size(self),
+                likelihood=_describe_family(self.likelihood_, self.tweedie_power_),
+            )
+        return self
 
     def _before_em(self, X, y, weights):
         mean = np.average(y, weights=weights)

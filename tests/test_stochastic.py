@@ -2,11 +2,13 @@
 of every block and of both tilt forms, and the estimator's documented behaviour."""
 
 import pickle
+import warnings
 
 import _naive
 import numpy as np
 import pytest
 from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
@@ -301,6 +303,27 @@ def test_early_stopping_keeps_the_best_iterate(data, monkeypatch):
     log_likelihood = np.mean(np.log(proba[np.arange(validation.size), y[validation]]))
     assert log_likelihood == pytest.approx(scores.max(), rel=1e-9)
     assert moe.converged_
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_validation_fraction_leaving_no_training_rows_names_it(data, regression):
+    """0.99 of 20 rows is 20 validation rows: the error names validation_fraction
+    and the split it gives, not train_test_split's test_size."""
+    X, y = data[0][:20], data[1][:20]
+    params = {"early_stopping": True, "validation_fraction": 0.99, "max_iter": 2}
+    moe = _adam_regressor(**params) if regression else _adam(**params)
+    message = (
+        r"validation_fraction=0.99 leaves 0 training and 20 validation samples of "
+        r"n_samples=20"
+    )
+    with pytest.raises(ValueError, match=message):
+        moe.fit(X, X[:, 0] if regression else y)
+    # the largest fraction that leaves one training row trains
+    moe.set_params(validation_fraction=0.95)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        moe.fit(X, X[:, 0] if regression else y)
+    assert moe.validation_scores_.shape == (moe.n_iter_,)
 
 
 def test_partial_fit_on_the_whole_data_equals_fit_with_a_constant_rate(data):

@@ -18,7 +18,9 @@ adversaries of :mod:`skmoe.reweighting` are objects every solver calls the same 
     without ``sample_weight``), ``templates`` the seeded expert templates,
     ``responsibilities`` the initial (n, K) responsibilities or None to continue
     from the fitted model (``warm_start``); ``mixture.gate_`` holds a fresh (or,
-    warm, the fitted) gate. The returned dict holds the fitted attributes the
+    warm, the fitted ``SoftmaxGate`` with the current parameters) gate; a warm
+    start with another gate passes the fitted model's responsibilities and a
+    fresh gate. The returned dict holds the fitted attributes the
     estimator sets from the best initialisation: ``experts_``, ``gate_``,
     ``n_iter_``, ``converged_``, ``lower_bound_`` (the objective the solver
     maximises, compared across initialisations), ``lower_bounds_``,

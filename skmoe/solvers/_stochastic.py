@@ -547,6 +547,17 @@ def _validation_split(mixture, y, regression, random_state):
     indices = np.arange(n_samples)
     if not mixture.early_stopping:
         return indices, None
+    # train_test_split's own sizes, checked here so that the error names the
+    # parameter the user set
+    n_validation = int(np.ceil(mixture.validation_fraction * n_samples))
+    n_train = n_samples - n_validation
+    if n_train < 1:
+        raise ValueError(
+            f"validation_fraction={mixture.validation_fraction} leaves "
+            f"{n_train} training and {n_validation} validation samples of "
+            f"n_samples={n_samples}; early stopping needs at least one of each. "
+            "Lower validation_fraction or set early_stopping=False."
+        )
     stratify = None
     if not regression:
         counts = np.bincount(y)
@@ -563,12 +574,6 @@ def _validation_split(mixture, y, regression, random_state):
     except ValueError:
         train, validation = train_test_split(
             indices, test_size=mixture.validation_fraction, random_state=seed
-        )
-    if validation.size == 0 or train.size == 0:
-        raise ValueError(
-            f"validation_fraction={mixture.validation_fraction} leaves no validation "
-            f"or no training sample among n_samples={n_samples}; raise it or set "
-            "early_stopping=False."
         )
     return np.sort(train), np.sort(validation)
 
