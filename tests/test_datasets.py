@@ -85,6 +85,16 @@ def test_label_shift_moves_priors_not_class_conditionals():
         assert np.max(np.abs(means[0] - means[1])) < 0.15
 
 
+@pytest.mark.parametrize("n_classes", [3, 5])
+def test_label_shift_share_of_the_favoured_class_is_as_documented(n_classes):
+    """0.9 + 0.1 / n_classes of one class in the last domain at severity 1."""
+    _, y, domains = make_shifted_classification(
+        40000, shift="label", n_domains=2, n_classes=n_classes, random_state=0
+    )
+    share = np.bincount(y[domains == 1], minlength=n_classes).max() / 20000
+    assert share == pytest.approx(0.9 + 0.1 / n_classes, abs=0.01)
+
+
 def test_concept_shift_moves_the_concept_not_the_inputs():
     X, y, domains = make_shifted_classification(
         20000, shift="concept", n_domains=2, random_state=0

@@ -17,7 +17,9 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 _MEAN_SHIFT = 2.0
 # Norm of the label weights (classification) or regression coefficients.
 _WEIGHT_NORM = 2.0
-# Share of the favoured class in the most shifted domain at severity=1 (label shift).
+# Label shift: the class prior of a domain of shift strength s puts this share, times
+# s, on its favoured class and spreads the rest uniformly, so the most shifted domain
+# at severity=1 holds 0.9 + 0.1 / n_classes of that class (95 % for two classes).
 _LABEL_SKEW = 0.9
 
 _SHIFT_DOC = """\
@@ -141,9 +143,11 @@ def make_shifted_classification(
     first rows belong to domain 0. Without shift, the features are standard normal
     and the classes follow a multinomial logistic model whose weight vectors have
     norm 2 (a Bayes accuracy of roughly 75-85 % for two classes). For label shift,
-    classes are drawn first (uniform in domain 0; in the last domain, at severity 1,
-    90 % of one class) and the features given the class are normal with unit
-    variance around a class mean of norm 1.5.
+    classes are drawn first, from a prior that puts ``0.9 s`` on one class of the
+    domain and spreads ``1 - 0.9 s`` uniformly (``s`` the domain's shift strength:
+    uniform in domain 0; in the last domain at severity 1, ``0.9 + 0.1 / n_classes``
+    of one class, 95 % for two classes), and the features given the class are normal
+    with unit variance around a class mean of norm 1.5.
 
     Parameters
     ----------
