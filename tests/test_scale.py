@@ -11,6 +11,7 @@ also checked in two loky processes and on Ray's joblib backend (a local
 ``ray.init(num_cpus=2)``; skipped without ray).
 """
 
+import functools
 import warnings
 
 import numpy as np
@@ -188,3 +189,53 @@ def test_n_init_starts_on_ray_equal_single_process_fit(ray_backend, iris):
         distributed = MixtureOfExpertsClassifier(**params).fit(X, y)
     assert_allclose(distributed.predict_proba(X), reference.predict_proba(X), atol=0)
     assert distributed.lower_bound_ == reference.lower_bound_
+
+
+def _openmp_threads():
+    from threadpoolctl import threadpool_info
+
+    return [
+        info["num_threads"]
+        for info in threadpool_info()
+        if info["user_api"] == "openmp"
+    ]
+
+
+def test_linear_experts_and_the_kmeans_start_run_one_openmp_thread(monkeypatch, iris):
+    """scikit-learn's linear models and k-means gain nothing from OpenMP threads on an
+    expert's data and lose much when a core is busy: they get one; an expert whose
+    threads do real work (gradient boosting) keeps the user's setting."""
+    from sklearn.cluster import KMeans
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    seen = {}
+
+    def spy(cls, name):
+        original = cls.fit
+
+        @functools.wraps(original)  # keeps the signature: sample_weight is seen
+        def fit(self, *args, **kwargs):
+            seen.setdefault(name, set()).update(_openmp_threads())
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, "fit", fit)
+
+    spy(LogisticRegression, "linear")
+    spy(KMeans, "kmeans")
+    spy(HistGradientBoostingClassifier, "boosting")
+    X, y = iris
+    if not _openmp_threads():
+        pytest.skip("no OpenMP runtime loaded")
+    with threadpool_limits(limits=2, user_api="openmp"):
+        MixtureOfExpertsClassifier(
+            n_experts=2, init="kmeans", max_iter=2, random_state=0
+        ).fit(X, y)
+        MixtureOfExpertsClassifier(
+            HistGradientBoostingClassifier(max_iter=5), n_experts=2, init="random",
+            max_iter=1, random_state=0,
+        ).fit(X, y)
+        assert set(_openmp_threads()) == {2}  # the user's setting is restored
+    assert seen["linear"] == {1}
+    assert seen["kmeans"] == {1}
+    assert seen["boosting"] == {2}
