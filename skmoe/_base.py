@@ -103,9 +103,10 @@ def _one_openmp_thread():
     For the fits that gain nothing from OpenMP threads and lose much when another
     process holds a core: scikit-learn's linear models evaluate their losses over
     the rows with OpenMP, and the k-means start clusters a few thousand rows. On two
-    cores beside one busy process, libgomp's waiting threads made a mixture of two
-    ``PoissonRegressor`` experts on 30,000 rows take 17.4 s instead of 1.2 s, and a
-    test of flexmix's patent model 302 s instead of 6 s. A ``ThreadpoolController``
+    cores beside a busy process, libgomp's waiting threads made a mixture of two
+    ``PoissonRegressor`` experts on 30,000 rows take 3.3 to 12.7 s instead of 1.4 to
+    6.2 s (``benchmarks/bench_openmp_experts.py``), and a test of flexmix's patent
+    model 302 s instead of 6 s. A ``ThreadpoolController``
     made once keeps the cost at about 10 microseconds a call (``threadpool_limits``
     looks up the loaded libraries every time: 1 ms).
     """
