@@ -522,17 +522,26 @@ class BaseMixtureOfExperts(MetaEstimatorMixin, BaseEstimator, metaclass=ABCMeta)
             layout["the likelihood"] = likelihood
         return layout
 
-    def _check_warm_start_layout(self, layout):
+    def _check_warm_start_layout(self, layout, partial=False):
         """Raise a ValueError if the current parameters change the shape of the
-        fitted state a warm start continues from (see :meth:`_layout`).
+        fitted state a warm start (or, ``partial``, a call of ``partial_fit``)
+        continues from (see :meth:`_layout`).
 
         As scikit-learn's warm starts where they check: ``MLPClassifier`` refuses
         other classes and other columns, forests and gradient boosting fewer
-        estimators; a cold start would hide that ``warm_start`` did nothing.
+        estimators; a cold start would hide that ``warm_start`` did nothing, and
+        would silently discard what ``partial_fit`` had learnt.
         """
         previous = getattr(self, "_fitted_layout", layout)
         for what, value in layout.items():
             if previous.get(what, value) != value:
+                if partial:
+                    raise ValueError(
+                        f"partial_fit continues the previous fit, but {what} "
+                        f"changed from {previous[what]} to {value}. Call fit, or "
+                        "partial_fit on a clone, to start afresh with the new "
+                        "parameters."
+                    )
                 raise ValueError(
                     f"warm_start=True continues the previous fit, but {what} "
                     f"changed from {previous[what]} to {value}. Set "

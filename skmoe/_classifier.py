@@ -758,6 +758,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
             accept_sparse=SPARSE_FORMATS,
         )
         X = self._check_sparse_solver(X)
+        if not first_call:
+            self._check_warm_start_layout(self._layout(hidden_size(self)), partial=True)
         check_classification_targets(y)
         if self.classes_.shape[0] < 2:
             raise ValueError(

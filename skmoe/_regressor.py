@@ -539,6 +539,14 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
             accept_sparse=SPARSE_FORMATS,
         )
         X = self._check_sparse_solver(X)
+        if not first_call:
+            self._check_warm_start_layout(
+                self._layout(
+                    hidden_size(self),
+                    likelihood=_describe_family(*self._family()),
+                ),
+                partial=True,
+            )
         if not np.all(np.isfinite(y)):
             raise ValueError("Input y contains NaN or infinity.")
         y = np.asarray(y, dtype=np.float64)

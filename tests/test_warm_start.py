@@ -76,9 +76,7 @@ def test_changed_n_experts_is_refused_and_the_fit_kept(kind, xor_data):
     _fit(model, X, y)
     before = _prediction(model, X)
     experts = model.experts_
-    change = (
-        {"expert__C": 100.0} if kind == "classifier" else {"expert__alpha": 1e-3}
-    )
+    change = {"expert__C": 100.0} if kind == "classifier" else {"expert__alpha": 1e-3}
     model.set_params(n_experts=4, **change)
     message = (
         "warm_start=True continues the previous fit, but n_experts changed from 2 to "
@@ -230,9 +228,7 @@ def test_regressor_expert_family_change_is_refused(xor_data):
 def test_warm_fits_leave_the_users_estimators_alone(kind, xor_data):
     model, X, y = _model_and_target(kind, xor_data, gate=SoftmaxGate(C=0.5))
     _fit(model, X, y)
-    change = (
-        {"expert__C": 100.0} if kind == "classifier" else {"expert__alpha": 1e-3}
-    )
+    change = {"expert__C": 100.0} if kind == "classifier" else {"expert__alpha": 1e-3}
     # set_params writes into the user's objects, as in scikit-learn; fit must not
     model.set_params(gate__C=2.0, **change)
     expert, gate = model.expert, model.gate
@@ -243,3 +239,34 @@ def test_warm_fits_leave_the_users_estimators_alone(kind, xor_data):
     assert not hasattr(expert, "coef_") and not hasattr(gate, "coef_")
     assert all(fitted is not expert for fitted in model.experts_)
     assert model.gate_ is not gate
+
+
+@pytest.mark.parametrize("kind", ["classifier", "regressor"])
+@pytest.mark.parametrize("after_fit", [False, True], ids=["partial_fit", "fit"])
+def test_partial_fit_refuses_a_changed_layout_and_keeps_what_it_learnt(
+    kind, after_fit, xor_data
+):
+    """partial_fit used to start afresh, silently, when n_experts or the hidden
+    layer changed between calls: all it had learnt was lost."""
+    X, y, y_reg = xor_data
+    target = y if kind == "classifier" else y_reg
+    estimator = (
+        MixtureOfExpertsClassifier
+        if kind == "classifier"
+        else MixtureOfExpertsRegressor
+    )(n_experts=2, solver="adam", batch_size=64, max_iter=3, random_state=0)
+    extra = {"classes": np.unique(y)} if kind == "classifier" else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if after_fit:
+            estimator.fit(X, target)
+        else:
+            estimator.partial_fit(X, target, **extra)
+    before = estimator.predict(X)
+    for change in ({"n_experts": 3}, {"hidden_layer_sizes": (4,)}):
+        estimator.set_params(**change)
+        with pytest.raises(ValueError, match="partial_fit continues the previous fit"):
+            estimator.partial_fit(X, target)
+        assert_allclose(estimator.predict(X), before)
+        estimator.set_params(n_experts=2, hidden_layer_sizes=None)
+    estimator.partial_fit(X, target)  # unchanged: continues
