@@ -248,7 +248,11 @@ def _run_start(mixture, X, y, weights, templates, init_index, random_state, warm
         )
         priors = mixture._gate_priors(mixture._features(X), weights)
         vanished = priors < mixture.min_prior
-        if not vanished.any() or vanished.all():
+        if vanished.all():
+            # a min_prior above every prior: only fewer experts can meet it, so the
+            # largest stays (it then carries the whole prior)
+            vanished[np.argmax(priors)] = False
+        if not vanished.any():
             break
         # flexmix's minprior: drop the experts whose prior fell below it and go on
         # from the posteriors of the others, with a fresh gate

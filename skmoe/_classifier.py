@@ -267,7 +267,8 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         data) falls below ``min_prior``, as flexmix's ``minprior`` does: after EM
         converges, the experts below it are removed and EM goes on from the
         posteriors of the others, until every prior is at least ``min_prior``
-        (``kept_experts_`` says which remain; flexmix checks during EM, skmoe
+        (when every prior falls below it, the largest expert stays and carries
+        them all; ``kept_experts_`` says which remain; flexmix checks during EM, skmoe
         between runs, so an expert is dropped once its run has settled). The
         default ``0`` keeps every expert: the mixture has the ``n_experts`` asked
         for (what a grid search over ``n_experts`` compares), and experts that

@@ -305,6 +305,19 @@ def test_min_prior_drops_vanishing_experts_as_flexmix_does():
     assert model.score(X, y) > 0.95
 
 
+@pytest.mark.parametrize("min_prior", [0.6, 0.9])
+def test_min_prior_above_every_prior_keeps_the_largest_expert(min_prior):
+    """Every prior below min_prior used to end the loop with all experts kept,
+    silently breaking the promise that every kept prior is at least min_prior."""
+    model, X, y = _faint_third_expert(min_prior=min_prior)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        model.fit(X, y)
+    assert len(model.experts_) == 1
+    assert np.all(model.expert_priors_ >= min_prior)
+    assert_allclose(model.predict_gate_proba(X), 1.0)
+
+
 def test_min_prior_needs_em():
     X = np.arange(40.0).reshape(20, 2)
     y = np.arange(20) % 2
