@@ -507,8 +507,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         continues from earlier calls (or from :meth:`fit`) at the constant rate
         ``learning_rate_init``, and nothing of the chunk is kept. The first call
         standardises ``y`` with the mean and spread of its chunk (the scale Adam's
-        steps are taken in; predictions are in the unit of ``y``). Only with
-        ``solver="adam"``.
+        steps are taken in; predictions are in the unit of ``y``), so make the
+        first chunk representative, e.g. a shuffled one: a chunk of constant ``y``
+        gets a spread of 1, and the noise scales it teaches recover only slowly.
+        Only with ``solver="adam"``.
 
         Parameters
         ----------

@@ -156,3 +156,22 @@ def test_memory_does_not_grow_with_the_number_of_chunks(data, tmp_path, monkeypa
     # less than a tenth of a chunk in all), and the peak by less than that too
     assert retained[1] - retained[0] < chunk_bytes / 10, (retained, chunk_bytes)
     assert peaks[1] - peaks[0] < chunk_bytes / 10, (peaks, chunk_bytes)
+
+
+def test_a_constant_first_chunk_does_not_freeze_the_regressor():
+    """The first chunk fixes the targets' standardisation: a constant one gave a
+    spread of 1e-12, every later target became ~1e12 and the model never moved
+    (R^2 -0.755 after any number of passes)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 3))
+    y = 5 + 2 * X[:, 0] + np.where(X[:, 1] > 0, X[:, 2], -X[:, 2])
+    y += 0.1 * rng.normal(size=3000)
+    model = MixtureOfExpertsRegressor(n_experts=2, solver="adam", random_state=0)
+    model.partial_fit(X[:500], np.full(500, 3.0))
+    scores = []
+    for _ in range(10):
+        for start in range(500, 3000, 500):
+            model.partial_fit(X[start : start + 500], y[start : start + 500])
+        scores.append(model.score(X, y))
+    assert np.all(np.isfinite(model.predict(X)))
+    assert scores[-1] > 0.5 and scores[-1] > scores[0] + 0.5, scores

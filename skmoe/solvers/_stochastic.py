@@ -538,7 +538,9 @@ def _standardisation(y, weights, regression):
         return 0.0, 1.0
     mean = float(np.average(y, weights=weights))
     spread = float(np.sqrt(np.average((y - mean) ** 2, weights=weights)))
-    return mean, max(spread, 1e-12)
+    # constant targets (a first partial_fit chunk can be): unit spread, not a
+    # vanishing one that would blow up the targets of every later chunk
+    return mean, spread if spread > 1e-12 * max(1.0, abs(mean)) else 1.0
 
 
 def _validation_split(mixture, y, regression, random_state):
