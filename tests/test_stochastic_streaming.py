@@ -175,3 +175,14 @@ def test_a_constant_first_chunk_does_not_freeze_the_regressor():
         scores.append(model.score(X, y))
     assert np.all(np.isfinite(model.predict(X)))
     assert scores[-1] > 0.5 and scores[-1] > scores[0] + 0.5, scores
+
+
+@pytest.mark.parametrize("regression", [False, True])
+def test_a_first_chunk_smaller_than_n_experts_is_a_clear_error(regression):
+    X = np.arange(4.0).reshape(2, 2)
+    model = (MixtureOfExpertsRegressor if regression else MixtureOfExpertsClassifier)(
+        n_experts=3, solver="adam", random_state=0
+    )
+    extra = {} if regression else {"classes": [0, 1]}
+    with pytest.raises(ValueError, match="needs at least n_experts=3 .* got 2 of 2"):
+        model.partial_fit(X, np.array([0, 1]), **extra)
