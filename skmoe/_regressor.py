@@ -1,5 +1,7 @@
 """MixtureOfExpertsRegressor: a gate routes each sample to regression experts."""
 
+import warnings
+
 import numpy as np
 from scipy.special import logsumexp, ndtr, ndtri
 from sklearn.base import RegressorMixin
@@ -444,7 +446,29 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         self._fitted_layout = self._layout(
             n_hidden, likelihood=_describe_family(family, power)
         )
+        if self.likelihood_ != "gaussian":
+            self._warn_non_positive_means(X)
         return self
+
+    def _warn_non_positive_means(self, X):
+        """Warn when an expert predicts a mean of zero or less on the training data,
+        which the Poisson, Gamma and Tweedie likelihoods do not allow: the density
+        is then taken at a mean of 1e-300, which rewards a negative mean where y is
+        0, and ``predict`` can return negative means."""
+        means = self._expert_predictions(self._features(X))
+        invalid = (means <= 0).sum(axis=0)
+        if invalid.any():
+            experts = np.flatnonzero(invalid)
+            warnings.warn(
+                f"Expert(s) {experts.tolist()} predict a mean of zero or less on "
+                f"{invalid[experts].tolist()} of the {X.shape[0]} training samples, "
+                f"which likelihood={self.likelihood_!r} does not allow (its density "
+                "is then taken at a mean of 1e-300). Use experts whose means are "
+                "positive, e.g. PoissonRegressor, GammaRegressor, TweedieRegressor "
+                "with a log link or HistGradientBoostingRegressor(loss='poisson').",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _family(self):
         """The likelihood family and Tweedie power from ``likelihood`` and the

@@ -18,7 +18,13 @@ from joblib import Parallel, delayed
 from scipy.special import logsumexp
 from sklearn.base import is_classifier
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.linear_model import (
+    GammaRegressor,
+    LogisticRegression,
+    PoissonRegressor,
+    Ridge,
+    TweedieRegressor,
+)
 
 from skmoe.gating import SoftmaxGate
 from skmoe.reweighting import AdversarialReweighting, GroupDRO, effective_sample_size
@@ -110,7 +116,10 @@ def run(
         max_iter = mixture.max_iter
     for n_iter in range(1, max_iter + 1):
         tic = perf_counter()
-        shrinkable = _noise_scaled_penalties(mixture)  # of the experts before
+        # the penalised experts before the M-step, with its weights
+        shrinkable = _noise_scaled_penalties(
+            mixture, responsibilities * fit_weights[:, None]
+        )
         _m_step(mixture, X, y, fit_weights, templates, responsibilities)
         expert_weights = responsibilities * fit_weights[:, None]
         log_gate = mixture._log_gate(X)
@@ -237,8 +246,11 @@ def _penalty(mixture):
     return total
 
 
-def _noise_scaled_penalties(mixture):
-    """The L2 penalties of ``Ridge`` experts and the noise variances they scale.
+_GLM_EXPERTS = (PoissonRegressor, GammaRegressor, TweedieRegressor)
+
+
+def _noise_scaled_penalties(mixture, expert_weights=None):
+    """The L2 penalties of ``Ridge`` and GLM experts, on the likelihood's scale.
 
     A ``Ridge`` expert minimises ``sum_i w_i (y_i - f(x_i))^2 + alpha ||coef||^2``
     (its ``sample_weight`` ``w``): in a Gaussian mixture with noise variance
@@ -252,31 +264,61 @@ def _noise_scaled_penalties(mixture):
     instead of 0.1). So this penalty is left out of the objective, and
     :func:`_shrinkage_allowance` bounds what it costs the objective instead.
 
+    scikit-learn's GLMs (``PoissonRegressor``, ``GammaRegressor``,
+    ``TweedieRegressor``) minimise ``sum_i w_i d_i / (2 sum_i w_i) + alpha / 2
+    ||coef||^2`` with the unit deviance ``d = 2 phi (l_saturated - l)``: they
+    maximise the weighted log-likelihood minus ``alpha S ||coef||^2 / (2 phi)``, with
+    ``S`` the expert's weight in the M-step and ``phi`` its dispersion (1 for
+    Poisson), the same kind of penalty.
+
+    Parameters
+    ----------
+    mixture : estimator
+    expert_weights : ndarray of shape (n_samples, n_experts), default=None
+        The weights of the coming M-step (for the GLMs' ``S``); without them the
+        GLM experts count 0.
+
     Returns
     -------
     penalties : tuple of two ndarrays of shape (n_experts,), or None
-        ``alpha ||coef||^2`` of each fitted ``Ridge`` expert (0 for the other
-        experts) and each expert's noise variance; None without fitted experts,
-        without a Gaussian likelihood or without a ``Ridge`` expert.
+        ``||coef||^2`` weighted by the penalty (``alpha`` per coefficient) of each
+        fitted ``Ridge`` or GLM expert (0 for the other experts), and the factor
+        that puts it on the log-likelihood's scale (``1 / (2 sigma^2)``, ``S / (2
+        phi)``); None without fitted experts, for the classifier, or without such
+        an expert.
     """
     experts = getattr(mixture, "experts_", None)
-    if experts is None or getattr(mixture, "likelihood_", None) != "gaussian":
+    family = getattr(mixture, "likelihood_", None)
+    if experts is None or family is None:
         return None
-    penalties = np.array(
-        [
-            float(np.sum(np.asarray(expert.alpha) * expert.coef_**2))
-            if isinstance(expert, Ridge) and hasattr(expert, "coef_")
-            else 0.0
-            for expert in experts
-        ]
+    dispersion = mixture._dispersion()
+    if dispersion is None:  # Poisson
+        dispersion = np.ones(len(experts))
+    dispersion = np.broadcast_to(np.asarray(dispersion, dtype=np.float64),
+                                 (len(experts),))
+    totals = (
+        None if expert_weights is None or expert_weights.shape[1] != len(experts)
+        else expert_weights.sum(axis=0)
     )
-    if not np.any(penalties > 0):
+    penalties = np.zeros(len(experts))
+    scales = np.zeros(len(experts))
+    for k, expert in enumerate(experts):
+        if not hasattr(expert, "coef_") or not dispersion[k] > 0:
+            continue
+        if isinstance(expert, Ridge) and family == "gaussian":
+            scales[k] = 1.0 / (2.0 * dispersion[k])
+        elif isinstance(expert, _GLM_EXPERTS) and totals is not None:
+            scales[k] = totals[k] / (2.0 * dispersion[k])
+        else:
+            continue
+        penalties[k] = float(np.sum(np.asarray(expert.alpha) * expert.coef_**2))
+    if not np.any(penalties * scales > 0):
         return None
-    return penalties, mixture.noise_scale_**2
+    return penalties, scales
 
 
 def _shrinkage_allowance(shrinkable, mixture):
-    """How far the ``Ridge`` experts' penalties can lower the objective in an M-step.
+    """How far the penalised experts can lower the objective in an M-step.
 
     EM's inequality: the log-likelihood rises at least as much as the M-step raises
     the expected complete-data log-likelihood ``Q`` of the E-step's
@@ -284,16 +326,19 @@ def _shrinkage_allowance(shrinkable, mixture):
     (2 sigma^2)`` over its coefficients at the noise variance ``sigma^2`` of the
     previous M-step (the fit is the same for any ``sigma``), so it lowers ``Q_k`` by
     at most ``alpha (||coef_before||^2 - ||coef_after||^2) / (2 sigma^2)``, and only
-    when it shrinks the coefficients; the noise fit that follows raises ``Q_k``
-    (it maximises it), and the gate's fit raises its penalised part. The objective
-    therefore falls by at most the sum of these terms over the experts (divided by
-    the total weight by the caller, as the objective is): a fall within it is the
-    penalised fits doing what they should, a larger one is reported.
+    when it shrinks the coefficients; a GLM expert likewise with the factor ``S /
+    (2 phi)`` (:func:`_noise_scaled_penalties`). The dispersion fit that follows
+    raises ``Q_k`` (it maximises it), and the gate's fit raises its penalised part.
+    The objective therefore falls by at most the sum of these terms over the
+    experts (divided by the total weight by the caller, as the objective is): a
+    fall within it is the penalised fits doing what they should, a larger one is
+    reported.
 
     Parameters
     ----------
     shrinkable : tuple of two ndarrays, or None
-        :func:`_noise_scaled_penalties` of the mixture before the M-step.
+        :func:`_noise_scaled_penalties` of the mixture before the M-step (with the
+        M-step's weights).
     mixture : estimator
         The mixture after the M-step.
 
@@ -301,16 +346,24 @@ def _shrinkage_allowance(shrinkable, mixture):
     -------
     allowance : float
         The bound on the objective's fall times the total weight; 0 without
-        ``Ridge`` experts.
+        penalised experts.
     """
-    after = _noise_scaled_penalties(mixture)
-    if shrinkable is None or after is None:
+    if shrinkable is None:
         return 0.0
-    (penalties_before, variances_before), (penalties_after, _) = shrinkable, after
-    if penalties_before.shape != penalties_after.shape:
+    penalties_before, scales = shrinkable
+    experts = getattr(mixture, "experts_", None)
+    if experts is None or len(experts) != penalties_before.shape[0]:
         return 0.0
+    penalties_after = np.array(
+        [
+            float(np.sum(np.asarray(expert.alpha) * expert.coef_**2))
+            if scale > 0 and hasattr(expert, "coef_") and hasattr(expert, "alpha")
+            else 0.0
+            for expert, scale in zip(experts, scales, strict=True)
+        ]
+    )
     shrinkage = np.maximum(penalties_before - penalties_after, 0.0)
-    return float(np.sum(shrinkage / (2.0 * variances_before)))
+    return float(np.sum(shrinkage * scales))
 
 
 def _adversary_move(reweighting, fit_weights, target, weights, n_tilts):
