@@ -252,8 +252,10 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         scale is fitted without it. An M-step whose ridges shrink their
         coefficients can lower it, by at most ``alpha (||coef_before||^2 -
         ||coef_after||^2) / (2 sigma^2)`` summed over the experts and divided by
-        the total weight, with ``sigma`` the noise scale before the step; only a
-        larger fall is reported by a ``ConvergenceWarning``.)
+        the total weight, with ``sigma`` the noise scale before the step; GLM
+        experts likewise with ``alpha S / (2 phi)``, ``S`` the expert's weight and
+        ``phi`` its dispersion; only a larger fall is reported by a
+        ``ConvergenceWarning``.)
     lower_bounds_ : ndarray of shape (n_iter_,)
         The objective after each iteration of the best initialisation.
     adversarial_weights_ : ndarray of shape (n_samples,)
