@@ -250,7 +250,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         coefficients can lower it, by at most ``alpha (||coef_before||^2 -
         ||coef_after||^2) / (2 sigma^2)`` summed over the experts and divided by
         the total weight, with ``sigma`` the noise scale before the step; only a
-        larger fall is reported by a ``ConvergenceWarning``.)
+        larger fall is reported by a ``ConvergenceWarning``.) For top-k routing the
+        likelihood is that of the truncated, renormalised gate the predictions
+        use. Under top-k and hard routing without ``reweighting``, EM returns its
+        best iterate: this is the largest entry of ``lower_bounds_``, and
+        ``experts_``, ``gate_`` and ``noise_scale_`` are that iterate's (a
+        re-seeded empty expert or the ridges' shrinkage can lower the objective).
     lower_bounds_ : ndarray of shape (n_iter_,)
         The objective after each iteration of the best initialisation.
     adversarial_weights_ : ndarray of shape (n_samples,)
