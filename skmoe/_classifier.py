@@ -446,7 +446,11 @@ class MixtureOfExpertsClassifier(ClassifierMixin, BaseMixtureOfExperts):
         penalised likelihood, while the plain one may fall). With ``reweighting``,
         the weights are those of the last M-step, ``w q``: the tilted objective
         that M-step increased. With ``solver="gradient"``, the weighted mean
-        log-likelihood without the penalties.
+        log-likelihood without the penalties. For top-k routing the likelihood is
+        that of the truncated, renormalised gate the predictions use. Under top-k
+        and hard routing without ``reweighting``, EM returns its best iterate: this
+        is the largest entry of ``lower_bounds_``, and ``experts_`` and ``gate_``
+        are that iterate's (a re-seeded empty expert can lower the objective).
     lower_bounds_ : ndarray of shape (n_iter_,)
         The objective after each iteration of the best initialisation (with
         ``solver="gradient"``, after each L-BFGS iteration, weighted as

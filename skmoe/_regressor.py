@@ -255,7 +255,12 @@ class MixtureOfExpertsRegressor(RegressorMixin, BaseMixtureOfExperts):
         the total weight, with ``sigma`` the noise scale before the step; GLM
         experts likewise with ``alpha S / (2 phi)``, ``S`` the expert's weight and
         ``phi`` its dispersion; only a larger fall is reported by a
-        ``ConvergenceWarning``.)
+        ``ConvergenceWarning``.) For top-k routing the likelihood is that of the
+        truncated, renormalised gate the predictions use. Under top-k and hard
+        routing without ``reweighting``, EM returns its best iterate: this is the
+        largest entry of ``lower_bounds_``, and ``experts_``, ``gate_`` and
+        ``noise_scale_`` are that iterate's (a re-seeded empty expert or the
+        penalised experts' shrinkage can lower the objective).
     lower_bounds_ : ndarray of shape (n_iter_,)
         The objective after each iteration of the best initialisation.
     adversarial_weights_ : ndarray of shape (n_samples,)

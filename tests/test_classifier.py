@@ -2,6 +2,7 @@
 
 import pickle
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -135,6 +136,27 @@ def test_em_reports_the_objective_it_increases_and_converges_on_it():
         ).fit(X, y)
         assert moe.converged_
         assert np.all(np.diff(moe.lower_bounds_) >= -1e-7)
+
+
+def test_topk_em_never_lowers_its_objective():
+    """Top-k EM's gate step fitted the full softmax, not the truncated gate the
+    objective uses: on the audit's data (two regimes split at x0 = 0, y > 1 as the
+    label) it lowered the objective at 2 of its iterations and EM warned. The gate
+    step is now kept only where it does not lower the objective, so the penalised
+    objective never falls and the returned model is the best iterate."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        X = rng.uniform(-2, 2, size=(1000, 2))
+        right = X[:, 0] > 0
+        y = np.where(right, 3 + 2 * X[:, 1], -1 - X[:, 1])
+        y = y + np.where(right, 0.3, 1.0) * rng.normal(size=1000) > 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ConvergenceWarning)
+            moe = MixtureOfExpertsClassifier(
+                n_experts=3, routing="topk", top_k=2, random_state=seed
+            ).fit(X, y.astype(int))
+        assert np.all(np.diff(moe.lower_bounds_) >= -1e-7)
+        assert moe.lower_bound_ == moe.lower_bounds_.max()
 
 
 class _UnweightedLogistic(LogisticRegression):

@@ -23,7 +23,8 @@ adversaries of :mod:`skmoe.reweighting` are objects every solver calls the same 
     fresh gate. The returned dict holds the fitted attributes the
     estimator sets from the best initialisation: ``experts_``, ``gate_``,
     ``n_iter_``, ``converged_``, ``lower_bound_`` (the objective the solver
-    maximises, compared across initialisations), ``lower_bounds_``,
+    maximises, compared across initialisations; EM under top-k and hard routing
+    returns its best iterate and that iterate's objective), ``lower_bounds_``,
     ``_expert_weights`` ((n, K) weights each final expert was fitted with, for the
     cross-fitted calibration), what ``mixture._extra_state()`` returns, and with
     reweighting ``adversarial_weights_`` and ``effective_sample_sizes_`` (and

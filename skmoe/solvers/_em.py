@@ -10,6 +10,7 @@ fitted on a routed view, how likely it finds the targets, the routing); this mod
 holds the loop. It follows the interface of :mod:`skmoe.solvers`.
 """
 
+import copy
 import warnings
 from time import perf_counter
 
@@ -17,7 +18,7 @@ import numpy as np
 from joblib import Parallel, delayed
 from scipy.special import logsumexp
 from sklearn.base import is_classifier
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.linear_model import (
     GammaRegressor,
     LogisticRegression,
@@ -41,6 +42,9 @@ _MIN_ADVERSARIAL_WEIGHT = 1e-6
 # A decrease of the objective smaller than this (relative to its size, at least 1)
 # is rounding and the inexact inner fits (L-BFGS to its tolerance), not a failure.
 _DECREASE_NOISE = 1e-7
+# Under top-k routing a gate step that lowers the objective is retried this many
+# times, each time halfway back towards the previous gate, before it is rejected.
+_GATE_BACKTRACKS = 6
 
 
 def check(mixture):
@@ -111,6 +115,9 @@ def run(
         responsibilities = reseed_empty_start(responsibilities, weights, random_state)
     previous = -np.inf
     decreases = []  # (iteration, decrease) of M-steps that lowered the objective
+    # the best iterate is kept where a step can lower the objective by design
+    keeps_best = mixture.routing != "soft" and reweighting is None
+    best = None
     n_iter = 0
     if max_iter is None:
         max_iter = mixture.max_iter
@@ -120,14 +127,19 @@ def run(
         shrinkable = _noise_scaled_penalties(
             mixture, responsibilities * fit_weights[:, None]
         )
-        _m_step(mixture, X, y, fit_weights, templates, responsibilities)
+        log_likelihood = _m_step(
+            mixture, X, y, fit_weights, templates, responsibilities
+        )
         expert_weights = responsibilities * fit_weights[:, None]
         log_gate = mixture._log_gate(X)
-        log_likelihood = mixture._expert_log_likelihood(X, y)
+        if log_likelihood is None:
+            log_likelihood = mixture._expert_log_likelihood(X, y)
         log_joint = log_gate + log_likelihood
         responsibilities, lower_bound = _e_step(mixture, log_joint, fit_weights)
         lower_bound -= _penalty(mixture) / fit_weights.sum()
         lower_bounds.append(lower_bound)
+        if keeps_best and (best is None or lower_bound > best["lower_bound_"]):
+            best = _snapshot(mixture, lower_bound, expert_weights)
         if mixture.verbose:
             print(
                 f"init {init_index} iteration {n_iter}: lower bound "
@@ -186,12 +198,20 @@ def run(
             ConvergenceWarning,
             stacklevel=4,
         )
+    lower_bound = lower_bounds[-1]
+    if best is not None and best["lower_bound_"] > lower_bound:
+        # a later step lowered the objective: return the model EM had reached
+        for name, value in best.items():
+            if name not in ("lower_bound_", "_expert_weights"):
+                setattr(mixture, name, value)
+        lower_bound = best["lower_bound_"]
+        expert_weights = best["_expert_weights"]
     state = {
         "experts_": mixture.experts_,
         "gate_": mixture.gate_,
         "n_iter_": n_iter,
         "converged_": converged,
-        "lower_bound_": lower_bounds[-1],
+        "lower_bound_": lower_bound,
         "lower_bounds_": np.asarray(lower_bounds),
         "_expert_weights": expert_weights,
         **mixture._extra_state(),
@@ -206,6 +226,18 @@ def run(
         # the final update (the data's group shares if the tilt never started)
         state["group_weights_"] = _fitted_group_weights(mixture, expert_weights)
     return state
+
+
+def _snapshot(mixture, lower_bound, expert_weights):
+    """A copy of the fitted model, which the next M-step changes in place (warm
+    experts, the gate's warm start), with its objective."""
+    return {
+        "experts_": copy.deepcopy(mixture.experts_),
+        "gate_": copy.deepcopy(mixture.gate_),
+        **copy.deepcopy(mixture._extra_state()),
+        "lower_bound_": lower_bound,
+        "_expert_weights": expert_weights,
+    }
 
 
 def _objective(mixture, log_joint, weights):
@@ -527,7 +559,14 @@ def _e_step(mixture, log_joint, weights):
 
 
 def _m_step(mixture, X, y, weights, templates, responsibilities):
-    """Refit every expert on its weighted view, then the gate on the soft targets."""
+    """Refit every expert on its weighted view, then the gate on the soft targets.
+
+    Returns
+    -------
+    log_likelihood : ndarray of shape (n_samples, n_experts) or None
+        The refitted experts' log-likelihoods when the gate's step needed them
+        (top-k routing), else None.
+    """
     expert_weights = responsibilities * weights[:, None]
     jobs = []
     for k, template in enumerate(templates):
@@ -539,7 +578,70 @@ def _m_step(mixture, X, y, weights, templates, responsibilities):
     )
     mixture.experts_ = fitted
     mixture._after_m_step(X, y, expert_weights)
+    if mixture.routing == "topk" and mixture.top_k < len(fitted):
+        return _fit_gate_monotone(mixture, X, y, responsibilities, weights)
     _fit_gate(mixture, X, responsibilities, weights)
+    return None
+
+
+def _fit_gate_monotone(mixture, X, y, responsibilities, weights):
+    """The gate's step under top-k routing, never lowering the objective.
+
+    Top-k EM's objective is the log-likelihood under the truncated gate
+    ``g~_k(x) = g_k(x) / sum_{j in S(x)} g_j(x)`` on the top-k set ``S(x)`` (zero
+    outside it), which the predictions use. Its E-step and the experts' fits
+    increase it, as in soft EM. The gate's fit does not: it maximises
+    ``sum_ik h_ik log g_k(x_i)`` over the full softmax, while the objective's
+    gate term is ``sum_ik h_ik log g~_k(x_i)``, which also depends on the mass
+    the gate puts inside each top-k set and drops to minus infinity for an expert
+    that leaves a sample's set. So the fitted gate is accepted only if the
+    objective (with the refitted experts) does not fall; otherwise a
+    ``SoftmaxGate`` steps back halfway towards its previous coefficients, up to
+    ``_GATE_BACKTRACKS`` times, and keeps them if no step helps; another gate is
+    accepted or replaced by its previous fit. This is a generalised EM step: EM
+    increases the tracked objective whatever the gate does, and stops where
+    neither the gate nor the experts improve it.
+
+    Returns
+    -------
+    log_likelihood : ndarray of shape (n_samples, n_experts)
+        The refitted experts' log-likelihoods of ``y``.
+    """
+    gate = mixture.gate_
+    try:
+        log_gate = mixture._log_gate(X)
+    except NotFittedError:
+        # the first M-step: no previous gate to fall back on
+        _fit_gate(mixture, X, responsibilities, weights)
+        return mixture._expert_log_likelihood(X, y)
+    log_likelihood = mixture._expert_log_likelihood(X, y)
+    before = _objective(mixture, log_gate + log_likelihood, weights)
+    if isinstance(gate, SoftmaxGate):
+        start = gate.coef_.copy(), gate.intercept_.copy()
+    else:
+        previous = copy.deepcopy(gate)
+    _fit_gate(mixture, X, responsibilities, weights)
+
+    def improves():
+        log_joint = mixture._log_gate(X) + log_likelihood
+        return _objective(mixture, log_joint, weights) >= before
+
+    if not isinstance(gate, SoftmaxGate):
+        if not improves():
+            mixture.gate_ = previous
+        return log_likelihood
+    fitted = gate.coef_, gate.intercept_
+    if improves():
+        return log_likelihood
+    step = 1.0
+    for _ in range(_GATE_BACKTRACKS):
+        step /= 2
+        gate.coef_ = start[0] + step * (fitted[0] - start[0])
+        gate.intercept_ = start[1] + step * (fitted[1] - start[1])
+        if improves():
+            return log_likelihood
+    gate.coef_, gate.intercept_ = start
+    return log_likelihood
 
 
 def _fit_gate(mixture, X, responsibilities, weights):
