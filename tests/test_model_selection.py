@@ -101,6 +101,7 @@ def test_leave_one_domain_out_properties(data, max_splits):
     test_size=st.sampled_from([1, 0.3, 0.5]),
     stratify=st.booleans(),
 )
+@pytest.mark.filterwarnings("ignore:DomainShuffleSplit. n_splits:UserWarning")
 def test_domain_shuffle_split_properties(data, test_size, stratify):
     X, y, groups, seed = data
     cv = DomainShuffleSplit(
@@ -349,6 +350,47 @@ def test_domain_shuffle_split_stratify_balances_labels():
         return np.mean(deviations)
 
     assert mean_deviation(True) < 0.5 * mean_deviation(False)
+
+
+def _few_domain_labels(n_domains):
+    rng = np.random.RandomState(0)
+    groups = rng.randint(0, n_domains, size=2000)
+    y = (rng.uniform(size=2000) < 0.2 + 0.6 * (groups % 3 == 0)).astype(int)
+    return np.zeros((2000, 1)), y, groups
+
+
+@pytest.mark.parametrize(
+    "n_domains, test_size, n_splits", [(4, 1, 4), (6, 2, 5), (10, 3, 5), (5, 2, 10)]
+)
+def test_domain_shuffle_split_stratify_holds_out_distinct_sets(
+    n_domains, test_size, n_splits
+):
+    X, y, groups = _few_domain_labels(n_domains)
+    cv = DomainShuffleSplit(
+        n_splits=n_splits, test_size=test_size, stratify=True, random_state=0
+    )
+    test_sets = [frozenset(groups[test]) for _, test in cv.split(X, y, groups)]
+    assert len(set(test_sets)) == n_splits
+    assert test_sets == [frozenset(groups[test]) for _, test in cv.split(X, y, groups)]
+
+
+def test_domain_shuffle_split_stratify_first_split_is_best_balanced():
+    # with 4 sets of one domain, all are compared: the first split holds out the
+    # domain whose label mix is closest to the overall one
+    X, y, groups = _few_domain_labels(4)
+    cv = DomainShuffleSplit(n_splits=4, test_size=1, stratify=True, random_state=0)
+    first_test = next(cv.split(X, y, groups))[1]
+    shift = [abs(y[groups == domain].mean() - y.mean()) for domain in range(4)]
+    assert set(groups[first_test]) == {int(np.argmin(shift))}
+
+
+def test_domain_shuffle_split_stratify_warns_when_sets_run_out():
+    X, y, groups = _few_domain_labels(4)
+    cv = DomainShuffleSplit(n_splits=5, test_size=1, stratify=True, random_state=0)
+    with pytest.warns(UserWarning, match=r"n_splits=5 but only 4 distinct sets"):
+        test_sets = [frozenset(groups[test]) for _, test in cv.split(X, y, groups)]
+    # every domain is held out before any is held out again
+    assert len(set(test_sets[:4])) == 4
 
 
 def test_adversarial_validation_picks_target_like_rows():
