@@ -118,6 +118,10 @@ def test_existing_axes_and_errors(data, mixture):
     with pytest.raises(ValueError, match="strategy"):
         ReliabilityDisplay.from_predictions(y, mixture.predict_proba(X),
                                             strategy="kmeans")
+    with pytest.raises(ValueError, match=r"labels must be sorted.*\[2, 0, 1\]"):
+        ReliabilityDisplay.from_predictions(
+            y, mixture.predict_proba(X)[:, [2, 0, 1]], labels=[2, 0, 1]
+        )
     with pytest.raises(ValueError, match="pos_label=7"):
         ReliabilityDisplay.from_estimator(mixture, X, y, pos_label=7)
     with pytest.raises(TypeError, match="predict_gate_proba"):

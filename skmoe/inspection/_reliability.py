@@ -314,7 +314,9 @@ class ReliabilityDisplay:
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative sample weights.
         labels : array-like of shape (n_classes,), default=None
-            The classes of ``y_proba``'s columns.
+            The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+            ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted
+            ``labels`` raise a ``ValueError``.
         name : str, default=None
             Label of the model in the legend.
         ax : matplotlib Axes, default=None
