@@ -453,6 +453,25 @@ def test_errors_at_split_name_the_problem():
         next(DomainShuffleSplit(test_size=4).split(X, groups=[0, 0, 1, 1, 2, 2]))
 
 
+@pytest.mark.parametrize(
+    "cv",
+    [LeaveOneDomainOut(), DomainShuffleSplit(test_size=1), TemporalSplit(n_splits=1)],
+    ids=lambda cv: type(cv).__name__,
+)
+def test_missing_or_2d_groups_are_named(cv):
+    # None next to strings used to give "'<' not supported between instances of
+    # 'str' and 'NoneType'" from np.unique
+    X = np.zeros((6, 2))
+    groups = np.array(["a", "a", None, "b", "c", "c"], dtype=object)
+    with pytest.raises(ValueError, match=r"groups must not hold missing values.*"
+                                         r"groups\[2\] = None"):
+        next(cv.split(X, groups=groups))
+    with pytest.raises(ValueError, match=r"groups\[1\] = .*nan.*1 missing of 6"):
+        next(cv.split(X, groups=[0.0, np.nan, 1.0, 1.0, 2.0, 2.0]))
+    with pytest.raises(ValueError, match=r"groups must be 1-D.*shape \(6, 2\)"):
+        next(cv.split(X, groups=np.zeros((6, 2))))
+
+
 def test_repr_shows_arguments():
     assert repr(CovariateShiftSplit(severity=0.5, random_state=0)) == (
         "CovariateShiftSplit(direction='pca', n_splits=5, random_state=0, severity=0.5)"
