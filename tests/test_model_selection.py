@@ -472,6 +472,18 @@ def test_missing_or_2d_groups_are_named(cv):
         next(cv.split(X, groups=np.zeros((6, 2))))
 
 
+def test_adversarial_validation_errors_name_x_target_and_cv():
+    X = np.random.RandomState(0).normal(size=(20, 3))
+    # numpy's concatenate error used to surface
+    with pytest.raises(ValueError, match="X_target has 2 features but X has 3"):
+        next(AdversarialValidationSplit(X[:, :2]).split(X))
+    # StratifiedKFold's message about n_splits and class members used to surface
+    with pytest.raises(ValueError, match=r"cv=5 .* got 3 rows of X and 20 of X_target"):
+        next(AdversarialValidationSplit(X, cv=5).split(X[:3]))
+    with pytest.raises(ValueError, match=r"cv=5 .* got 20 rows of X and 4 of X_target"):
+        next(AdversarialValidationSplit(X[:4], cv=5).split(X))
+
+
 def test_repr_shows_arguments():
     assert repr(CovariateShiftSplit(severity=0.5, random_state=0)) == (
         "CovariateShiftSplit(direction='pca', n_splits=5, random_state=0, severity=0.5)"
