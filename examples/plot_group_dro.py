@@ -78,12 +78,20 @@ results = pd.DataFrame(rows)
 print(results.round(3).to_string(index=False))
 
 # %%
+# The change of each group's log loss and ECE from plain EM (negative is better):
+per_group = results.set_index(["method", "group"])[["log loss", "ECE"]]
+reweighted = per_group.drop(index="plain EM", level="method")
+change = reweighted.sub(per_group.loc["plain EM"], level="group")
+print(change.round(3).to_string())
+
+# %%
 # Group DRO cuts the minority domain's loss and calibration error at a price on the
 # majority: it trades average performance for the worst group's. Per-sample
 # adversarial weights, which do not know the groups, move weight to the hard samples
-# of both domains; on these data that costs the majority much and buys the minority
-# little. Group DRO's weights end near the point where the two groups' losses are
-# equal, the minimax solution:
+# of both domains: on these data they lower the minority's log loss and ECE too, by
+# about half as much as Group DRO, and, unlike Group DRO, raise the majority's ECE.
+# Group DRO's weights end near the point where the two groups' losses are equal, the
+# minimax solution:
 print(
     "group weights (majority, minority):",
     fitted["Group DRO"].group_weights_.round(3),

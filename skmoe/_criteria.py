@@ -33,8 +33,20 @@ from sklearn.pipeline import Pipeline
 
 from skmoe.gating import SoftmaxGate
 
+# What to compare experts without a parameter count by instead. The classifier has
+# scikit-learn's log-loss scorer; the regressor's likelihood is not a scikit-learn
+# score but its own log_likelihood (score_samples means a density of X there).
+_HELD_OUT_CLASSIFIER = (
+    "Compare other experts by held-out log loss instead: "
+    "cross_val_score(mixture, X, y, scoring='neg_log_loss')."
+)
+_HELD_OUT_REGRESSOR = (
+    "Compare other experts by held-out log-likelihood instead: the mean of "
+    "mixture.log_likelihood(X_test, y_test), higher is better."
+)
 
-def _linear_parameters(estimator, name):
+
+def _linear_parameters(estimator, name, held_out=""):
     """Free coefficients and intercepts of a fitted linear model."""
     while isinstance(estimator, Pipeline):
         estimator = estimator.steps[-1][1]
@@ -43,9 +55,8 @@ def _linear_parameters(estimator, name):
         raise ValueError(
             f"Cannot count the parameters of {name}={estimator!r}: information "
             "criteria need experts with a parameter count (linear models with coef_, "
-            "such as LogisticRegression, Ridge or LinearRegression). Compare other "
-            "experts by held-out log-likelihood (cross_val_score with "
-            "scoring='neg_log_loss', or the mixture's score_samples)."
+            f"such as LogisticRegression, Ridge or LinearRegression). {held_out}"
+            .rstrip()
         )
     coef = np.atleast_2d(coef)
     n_outputs, n_features = coef.shape
@@ -60,7 +71,7 @@ def _classifier_expert_parameters(expert, name):
         # an expert whose routed view held one class predicts it with certainty
         return int(np.asarray(expert.classes_).shape[0]) - 1
     n_classes = np.asarray(getattr(expert, "classes_", [])).shape[0]
-    parameters = _linear_parameters(expert, name)
+    parameters = _linear_parameters(expert, name, _HELD_OUT_CLASSIFIER)
     if n_classes > 2:
         # a multinomial softmax: one row of coefficients is redundant
         parameters -= parameters // n_classes
@@ -108,7 +119,9 @@ def count_parameters(mixture):
     for k, expert in enumerate(mixture.experts_):
         name = f"experts_[{k}]"
         if family is not None:
-            total += _linear_parameters(expert, name) + int(family != "poisson")
+            total += _linear_parameters(expert, name, _HELD_OUT_REGRESSOR) + int(
+                family != "poisson"
+            )
         else:
             total += _classifier_expert_parameters(expert, name)
     return int(total)

@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import PolynomialFeatures
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from skmoe import MixtureOfExpertsClassifier, MixtureOfExpertsRegressor
 from skmoe._criteria import count_parameters
@@ -132,6 +132,23 @@ def test_bic_picks_two_experts_on_npreg_as_flexmix_does():
     assert min(bic, key=bic.get) == 2
 
 
+def test_regressor_criteria_error_points_to_log_likelihood():
+    # the message used to suggest scoring='neg_log_loss' (a classification scorer)
+    # or the mixture's score_samples, which the regressor does not have
+    rng = np.random.RandomState(0)
+    X = rng.uniform(-2, 2, size=(200, 2))
+    y = np.where(X[:, 0] > 0, X[:, 1], -X[:, 1]) + 0.1 * rng.normal(size=200)
+    trees = MixtureOfExpertsRegressor(
+        DecisionTreeRegressor(max_depth=2), n_experts=2, random_state=0
+    ).fit(X, y)
+    with pytest.raises(ValueError, match=r"mixture\.log_likelihood\(X_test, y_test\)"
+                       ) as error:
+        trees.bic(X, y)
+    assert "neg_log_loss" not in str(error.value)
+    assert "score_samples" not in str(error.value)
+    assert not hasattr(trees, "score_samples")
+
+
 def test_criteria_refuse_what_they_cannot_count(iris):
     X, y = iris
     with pytest.raises(NotFittedError):
@@ -139,8 +156,12 @@ def test_criteria_refuse_what_they_cannot_count(iris):
     trees = MixtureOfExpertsClassifier(
         DecisionTreeClassifier(max_depth=2), n_experts=2, random_state=0
     ).fit(X, y)
-    with pytest.raises(ValueError, match="Cannot count the parameters of experts_"):
+    cannot_count = "Cannot count the parameters of experts_"
+    with pytest.raises(ValueError, match=cannot_count) as error:
         trees.bic(X, y)
+    # the remedy is one the classifier has (it has no score_samples)
+    assert "scoring='neg_log_loss'" in str(error.value)
+    assert "score_samples" not in str(error.value)
     calibrated = MixtureOfExpertsClassifier(
         LogisticRegression(), n_experts=2, expert_calibration="temperature"
     ).fit(X, y)

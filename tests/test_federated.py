@@ -208,6 +208,28 @@ def test_client_ids_are_checked(clients):
         DDOMEClassifier(n_experts=2, top_k=3, **FAST).fit(X, y, client_ids)
 
 
+@pytest.mark.parametrize(
+    "estimator", [DDOMEClassifier(**FAST), FedAvgClassifier(n_rounds=2),
+                  LocalClassifier()],
+    ids=lambda estimator: type(estimator).__name__,
+)
+def test_missing_and_2d_client_ids_are_named(clients, estimator):
+    # None used to give "'<' not supported between 'str' and 'NoneType'", NaN was
+    # taken as one more client, and 2-D ids were reported as "y"
+    X, y, client_ids = clients[:3]
+    names = client_ids.astype(str).astype(object)
+    names[4] = None
+    with pytest.raises(ValueError, match=r"client_ids must not hold missing .*"
+                                         r"client_ids\[4\] = None"):
+        clone(estimator).fit(X, y, names)
+    with_nan = client_ids.astype(float)
+    with_nan[[2, 7]] = np.nan
+    with pytest.raises(ValueError, match=r"client_ids\[2\] = .*nan.*2 missing"):
+        clone(estimator).fit(X, y, with_nan)
+    with pytest.raises(ValueError, match=r"client_ids must be 1-D.*shape \(\d+, 2\)"):
+        clone(estimator).fit(X, y, np.c_[client_ids, client_ids])
+
+
 def test_verbose_prints_one_line_per_round(clients, capsys):
     X, y, client_ids = clients[:3]
     DDOMEClassifier(n_experts=3, verbose=1, **{**FAST, "n_rounds": 2}).fit(

@@ -90,6 +90,23 @@ def test_per_expert_panels_use_the_routed_views(data, mixture):
     )
 
 
+def test_per_expert_panels_name_the_expert_when_one_gets_no_samples(data, mixture):
+    # rows none of which are routed to the first used expert: its panel is left
+    # out, and the others used to be labelled by position (expert 0, expert 1, ...)
+    X, y = data
+    routing = mixture.predict_gate_proba(X).argmax(1)
+    skipped = routing.min()
+    subset = routing != skipped
+    display = ReliabilityDisplay.from_estimator(mixture, X[subset], y[subset],
+                                                per_expert=True)
+    shown = [k for k in range(3) if k != skipped and np.any(routing == k)]
+    assert [curve["expert"] for curve in display.expert_curves_] == shown
+    for panel_ax, k in zip(display.ax_[1:], shown, strict=True):
+        assert panel_ax.get_title().startswith(f"expert {k} (")
+        legend = [t.get_text() for t in panel_ax.get_legend().get_texts()]
+        assert any(text.startswith(f"expert {k} (ECE") for text in legend), legend
+
+
 def test_renders_a_png(data, mixture, tmp_path):
     X, y = data
     display = ReliabilityDisplay.from_estimator(
@@ -118,6 +135,10 @@ def test_existing_axes_and_errors(data, mixture):
     with pytest.raises(ValueError, match="strategy"):
         ReliabilityDisplay.from_predictions(y, mixture.predict_proba(X),
                                             strategy="kmeans")
+    with pytest.raises(ValueError, match=r"labels must be sorted.*\[2, 0, 1\]"):
+        ReliabilityDisplay.from_predictions(
+            y, mixture.predict_proba(X)[:, [2, 0, 1]], labels=[2, 0, 1]
+        )
     with pytest.raises(ValueError, match="pos_label=7"):
         ReliabilityDisplay.from_estimator(mixture, X, y, pos_label=7)
     with pytest.raises(TypeError, match="predict_gate_proba"):

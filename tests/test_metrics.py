@@ -1,5 +1,7 @@
 """Tests of the calibration metrics: kernels against NumPy, properties, validation."""
 
+import functools
+
 import numpy as np
 import pytest
 from _naive_calibration import (
@@ -248,6 +250,33 @@ def test_string_labels_follow_sorted_columns():
         assert expected_calibration_error(
             names, proba, multiclass=multiclass
         ) == expected_calibration_error(y, proba, multiclass=multiclass)
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        expected_calibration_error,
+        classwise_calibration_error,
+        debiased_calibration_error,
+        smooth_calibration_error,
+        brier_score_decomposition,
+        calibration_curve,
+        functools.partial(groupwise_calibration_error, groups=np.arange(30) % 2),
+    ],
+    ids=lambda metric: getattr(metric, "__name__", "groupwise_calibration_error"),
+)
+def test_unsorted_labels_are_rejected_not_resorted(metric):
+    # the columns follow the sorted labels (sklearn's convention); permuting the
+    # columns and labels together used to change the ECE from 0.35 to 0.65
+    y, proba = _multiclass_data(3, n_samples=30, n_classes=3)
+    permutation = [2, 0, 1]
+    with pytest.raises(ValueError, match=r"labels must be sorted.*\[2, 0, 1\]"):
+        metric(y, proba[:, permutation], labels=permutation)
+    names = np.array(["cat", "dog", "ant"])
+    with pytest.raises(ValueError, match=r"labels=\['ant', 'cat', 'dog'\]"):
+        metric(names[y], proba, labels=names)
+    # sorted labels in another container are accepted
+    metric(y, proba, labels=np.array([0, 1, 2]))
 
 
 def test_binary_single_class_and_boolean_labels():

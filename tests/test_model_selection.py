@@ -101,6 +101,7 @@ def test_leave_one_domain_out_properties(data, max_splits):
     test_size=st.sampled_from([1, 0.3, 0.5]),
     stratify=st.booleans(),
 )
+@pytest.mark.filterwarnings("ignore:DomainShuffleSplit. n_splits:UserWarning")
 def test_domain_shuffle_split_properties(data, test_size, stratify):
     X, y, groups, seed = data
     cv = DomainShuffleSplit(
@@ -351,6 +352,47 @@ def test_domain_shuffle_split_stratify_balances_labels():
     assert mean_deviation(True) < 0.5 * mean_deviation(False)
 
 
+def _few_domain_labels(n_domains):
+    rng = np.random.RandomState(0)
+    groups = rng.randint(0, n_domains, size=2000)
+    y = (rng.uniform(size=2000) < 0.2 + 0.6 * (groups % 3 == 0)).astype(int)
+    return np.zeros((2000, 1)), y, groups
+
+
+@pytest.mark.parametrize(
+    "n_domains, test_size, n_splits", [(4, 1, 4), (6, 2, 5), (10, 3, 5), (5, 2, 10)]
+)
+def test_domain_shuffle_split_stratify_holds_out_distinct_sets(
+    n_domains, test_size, n_splits
+):
+    X, y, groups = _few_domain_labels(n_domains)
+    cv = DomainShuffleSplit(
+        n_splits=n_splits, test_size=test_size, stratify=True, random_state=0
+    )
+    test_sets = [frozenset(groups[test]) for _, test in cv.split(X, y, groups)]
+    assert len(set(test_sets)) == n_splits
+    assert test_sets == [frozenset(groups[test]) for _, test in cv.split(X, y, groups)]
+
+
+def test_domain_shuffle_split_stratify_first_split_is_best_balanced():
+    # with 4 sets of one domain, all are compared: the first split holds out the
+    # domain whose label mix is closest to the overall one
+    X, y, groups = _few_domain_labels(4)
+    cv = DomainShuffleSplit(n_splits=4, test_size=1, stratify=True, random_state=0)
+    first_test = next(cv.split(X, y, groups))[1]
+    shift = [abs(y[groups == domain].mean() - y.mean()) for domain in range(4)]
+    assert set(groups[first_test]) == {int(np.argmin(shift))}
+
+
+def test_domain_shuffle_split_stratify_warns_when_sets_run_out():
+    X, y, groups = _few_domain_labels(4)
+    cv = DomainShuffleSplit(n_splits=5, test_size=1, stratify=True, random_state=0)
+    with pytest.warns(UserWarning, match=r"n_splits=5 but only 4 distinct sets"):
+        test_sets = [frozenset(groups[test]) for _, test in cv.split(X, y, groups)]
+    # every domain is held out before any is held out again
+    assert len(set(test_sets[:4])) == 4
+
+
 def test_adversarial_validation_picks_target_like_rows():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(400, 3))
@@ -409,6 +451,37 @@ def test_errors_at_split_name_the_problem():
         next(CovariateShiftSplit(direction=[1.0, 0.0, 0.0]).split(X))
     with pytest.raises(ValueError, match="test_size=4 holds out 4 of 3 domains"):
         next(DomainShuffleSplit(test_size=4).split(X, groups=[0, 0, 1, 1, 2, 2]))
+
+
+@pytest.mark.parametrize(
+    "cv",
+    [LeaveOneDomainOut(), DomainShuffleSplit(test_size=1), TemporalSplit(n_splits=1)],
+    ids=lambda cv: type(cv).__name__,
+)
+def test_missing_or_2d_groups_are_named(cv):
+    # None next to strings used to give "'<' not supported between instances of
+    # 'str' and 'NoneType'" from np.unique
+    X = np.zeros((6, 2))
+    groups = np.array(["a", "a", None, "b", "c", "c"], dtype=object)
+    with pytest.raises(ValueError, match=r"groups must not hold missing values.*"
+                                         r"groups\[2\] = None"):
+        next(cv.split(X, groups=groups))
+    with pytest.raises(ValueError, match=r"groups\[1\] = .*nan.*1 missing of 6"):
+        next(cv.split(X, groups=[0.0, np.nan, 1.0, 1.0, 2.0, 2.0]))
+    with pytest.raises(ValueError, match=r"groups must be 1-D.*shape \(6, 2\)"):
+        next(cv.split(X, groups=np.zeros((6, 2))))
+
+
+def test_adversarial_validation_errors_name_x_target_and_cv():
+    X = np.random.RandomState(0).normal(size=(20, 3))
+    # numpy's concatenate error used to surface
+    with pytest.raises(ValueError, match="X_target has 2 features but X has 3"):
+        next(AdversarialValidationSplit(X[:, :2]).split(X))
+    # StratifiedKFold's message about n_splits and class members used to surface
+    with pytest.raises(ValueError, match=r"cv=5 .* got 3 rows of X and 20 of X_target"):
+        next(AdversarialValidationSplit(X, cv=5).split(X[:3]))
+    with pytest.raises(ValueError, match=r"cv=5 .* got 20 rows of X and 4 of X_target"):
+        next(AdversarialValidationSplit(X[:4], cv=5).split(X))
 
 
 def test_repr_shows_arguments():

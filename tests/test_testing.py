@@ -184,11 +184,38 @@ def test_exact_error_agrees_with_make_routing_shift():
             {"y_proba": [0.5], "proba_true": [0.5], "weights": [1], "n_bins": 0},
             "'n_bins' parameter",
         ),
+        # out of [0, 1] and rows off a sum of one gave 0.5 and 0.1
+        (
+            {"y_proba": [1.2, 0.3], "proba_true": [0.2, 0.3], "weights": [1, 1]},
+            r"y_proba must hold probabilities in \[0, 1\]; got y_proba\[0\] = 1.2",
+        ),
+        (
+            {"y_proba": [[0.5, 0.5]], "proba_true": [[0.5, -0.1]], "weights": [1]},
+            r"proba_true must hold probabilities .* proba_true\[0\] = \[0.5, -0.1\]",
+        ),
+        (
+            {"y_proba": [[0.5, 0.6]], "proba_true": [[0.5, 0.5]], "weights": [1]},
+            r"Each row of y_proba must sum to 1 .* summing to 1.1",
+        ),
+        (
+            {"y_proba": [np.nan], "proba_true": [0.5], "weights": [1]},
+            r"y_proba must hold probabilities .* y_proba\[0\] = nan",
+        ),
     ],
 )
 def test_exact_error_rejects_invalid_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         calibration_error_exact(**kwargs)
+
+
+def test_hard_routing_check_names_missing_population_keys():
+    # a bare KeyError 'proba_true' used to surface
+    with pytest.raises(ValueError, match=r"population lacks the key\(s\) \['routed_e"):
+        check_hard_routing_calibrated({"routed_proba": [0.5]}, [1.0])
+    population = make_routing_shift()
+    no_target = {"proba_true": population.proba_true}
+    with pytest.raises(ValueError, match=r"shift lacks the key\(s\) \['target_p"):
+        check_hard_routing_calibrated(population, no_target)
 
 
 # -- the populations -----------------------------------------------------------------

@@ -3,7 +3,9 @@
 import numpy as np
 from sklearn.linear_model import SGDClassifier
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import validate_data
+
+from skmoe._validation import check_ids
 
 
 def default_expert():
@@ -19,7 +21,7 @@ def check_client_ids(client_ids, n_samples):
         raise ValueError(
             "client_ids is required: pass one client identifier per sample."
         )
-    client_ids = column_or_1d(np.asarray(client_ids), warn=True)
+    client_ids = check_ids(np.asarray(client_ids), "client_ids")
     if client_ids.shape[0] != n_samples:
         raise ValueError(
             f"client_ids has {client_ids.shape[0]} entries for {n_samples} samples."

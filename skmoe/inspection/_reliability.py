@@ -53,7 +53,7 @@ class _Curve:
     """The numbers behind one reliability diagram (one panel)."""
 
     def __init__(self, y_true, y_proba, *, n_bins, strategy, pos_label, binary,
-                 smooth, sample_weight, labels, title=None):
+                 smooth, sample_weight, labels, title=None, expert=None):
         data = _check_scores(y_true, y_proba, sample_weight, labels, binary=binary)
         scores, hits = _event_scores(data, pos_label)
         if title is None:
@@ -67,6 +67,9 @@ class _Curve:
         self.nonempty = nonempty
         self.error = float(_error_from_stats(stats, "l1")[0])
         self.title = title
+        # the expert's index: panels of experts without routed samples are left
+        # out, so a panel's position does not say which expert it shows
+        self.expert = expert
         self.smooth = None
         if smooth:
             points, curve, density, bandwidth = _smooth_reliability_curve(
@@ -121,8 +124,10 @@ class ReliabilityDisplay:
     calibration_error : float
         The binned expected calibration error (L1) of the model's panel.
     expert_curves_ : list of dict
-        Per expert (with ``per_expert=True``): ``prob_true``, ``prob_pred``,
-        ``counts``, ``calibration_error`` and ``n_routed``.
+        Per expert with at least one routed sample (with ``per_expert=True``), in
+        the order of the experts: ``expert`` (its index in the mixture),
+        ``prob_true``, ``prob_pred``, ``counts``, ``calibration_error`` and
+        ``n_routed``. An expert no sample is routed to has no entry and no panel.
     ax_ : matplotlib Axes or ndarray of Axes
         The axes of the diagram (an array when there are expert panels).
     figure_ : matplotlib Figure
@@ -172,8 +177,9 @@ class ReliabilityDisplay:
     @property
     def expert_curves_(self):
         return [
-            {"prob_true": c.prob_true, "prob_pred": c.prob_pred, "counts": c.counts,
-             "calibration_error": c.error, "n_routed": int(c.counts.sum())}
+            {"expert": c.expert, "prob_true": c.prob_true, "prob_pred": c.prob_pred,
+             "counts": c.counts, "calibration_error": c.error,
+             "n_routed": int(c.counts.sum())}
             for c in self.curves[1:]
         ]
 
@@ -214,7 +220,7 @@ class ReliabilityDisplay:
         lines = []
         for i, (panel_ax, curve) in enumerate(zip(axes, self.curves, strict=True)):
             # an expert's panel names the expert in its title already
-            label = name if i == 0 else f"expert {i - 1}"
+            label = name if i == 0 else f"expert {curve.expert}"
             lines.append(
                 self._plot_curve(panel_ax, curve, label, show_counts, i == 0)
             )
@@ -314,7 +320,9 @@ class ReliabilityDisplay:
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative sample weights.
         labels : array-like of shape (n_classes,), default=None
-            The classes of ``y_proba``'s columns.
+            The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+            ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted
+            ``labels`` raise a ``ValueError``.
         name : str, default=None
             Label of the model in the legend.
         ax : matplotlib Axes, default=None
@@ -469,6 +477,7 @@ def _expert_curves(estimator, X, y, sample_weight, options):
         weight = None if sample_weight is None else np.asarray(sample_weight)[rows]
         curves.append(
             _Curve(y[rows], expert_proba[rows, k], sample_weight=weight,
-                   title=f"expert {k} ({rows.shape[0]} routed)", **options)
+                   title=f"expert {k} ({rows.shape[0]} routed)", expert=k,
+                   **options)
         )
     return curves

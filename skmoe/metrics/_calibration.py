@@ -135,9 +135,20 @@ def _encode(y_true, classes):
 def _classes(y_true, labels, n_columns, binary_1d):
     """The classes of ``y_proba``'s columns, from ``labels`` or from ``y_true``."""
     if labels is not None:
-        classes = np.unique(column_or_1d(labels))
-        if classes.shape[0] != np.size(labels):
-            raise ValueError(f"labels must be unique; got labels={list(labels)!r}.")
+        given = column_or_1d(labels, input_name="labels")
+        classes = np.unique(given)
+        if classes.shape[0] != given.shape[0]:
+            raise ValueError(f"labels must be unique; got labels={given.tolist()!r}.")
+        if not np.array_equal(classes, given):
+            # sklearn's convention (log_loss warns, roc_auc_score raises): column k
+            # scores the k-th sorted label, so another order would be silently
+            # re-sorted and every column scored against the wrong class
+            raise ValueError(
+                "labels must be sorted: the columns of y_proba follow the sorted "
+                "labels, as in sklearn.metrics.log_loss; got "
+                f"labels={given.tolist()!r}. Reorder y_proba's columns to "
+                f"labels={classes.tolist()!r}."
+            )
         if classes.shape[0] != n_columns:
             raise ValueError(
                 f"labels has {classes.shape[0]} classes but y_proba has "
@@ -435,9 +446,11 @@ def expected_calibration_error(
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights; an integer weight counts as that many copies.
     labels : array-like of shape (n_classes,), default=None
-        The classes of ``y_proba``'s columns, as in :func:`sklearn.metrics.log_loss`.
-        Needed when ``y_true`` holds fewer classes than ``y_proba`` has columns (a
-        subset of the data); ``None`` means the classes present in ``y_true``.
+        The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+        ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted ``labels``
+        raise a ``ValueError``. Needed when ``y_true`` holds fewer classes than
+        ``y_proba`` has columns (a subset of the data); ``None`` means the classes
+        present in ``y_true``.
 
     Returns
     -------
@@ -515,7 +528,9 @@ def _shortcut_doc(summary, call, value):
 {binary_doc}    sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights.
     labels : array-like of shape (n_classes,), default=None
-        The classes of ``y_proba``'s columns.
+        The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+        ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted ``labels``
+        raise a ``ValueError``.
 
     Returns
     -------
@@ -663,7 +678,9 @@ def debiased_calibration_error(
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights.
     labels : array-like of shape (n_classes,), default=None
-        The classes of ``y_proba``'s columns.
+        The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+        ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted ``labels``
+        raise a ``ValueError``.
 
     Returns
     -------
@@ -820,7 +837,9 @@ def smooth_calibration_error(
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights; they multiply the kernel's contributions.
     labels : array-like of shape (n_classes,), default=None
-        The classes of ``y_proba``'s columns.
+        The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+        ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted ``labels``
+        raise a ``ValueError``.
     return_bandwidth : bool, default=False
         Also return the bandwidth used (the mean over columns for classwise).
 
@@ -904,7 +923,9 @@ def brier_score_decomposition(
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights.
     labels : array-like of shape (n_classes,), default=None
-        The classes of ``y_proba``'s columns.
+        The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+        ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted ``labels``
+        raise a ``ValueError``.
 
     Returns
     -------
@@ -1021,7 +1042,9 @@ def calibration_curve(
         Non-negative sample weights; the frequencies and means are weighted, the
         counts are not.
     labels : array-like of shape (n_classes,), default=None
-        The classes of ``y_proba``'s columns.
+        The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+        ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted ``labels``
+        raise a ``ValueError``.
 
     Returns
     -------
@@ -1107,7 +1130,9 @@ def groupwise_calibration_error(
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights.
     labels : array-like of shape (n_classes,), default=None
-        The classes of ``y_proba``'s columns.
+        The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+        ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted ``labels``
+        raise a ``ValueError``.
 
     Returns
     -------
@@ -1190,7 +1215,9 @@ def worst_group_calibration_error(
     sample_weight : array-like of shape (n_samples,), default=None
         Non-negative sample weights.
     labels : array-like of shape (n_classes,), default=None
-        The classes of ``y_proba``'s columns.
+        The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+        ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted ``labels``
+        raise a ``ValueError``.
 
     Returns
     -------
@@ -1260,7 +1287,9 @@ def bootstrap_confidence_interval(
     groups : array-like of shape (n_samples,), default=None
         Group labels, resampled with the samples (for group metrics).
     labels : array-like of shape (n_classes,), default=None
-        The classes of ``y_proba``'s columns.
+        The classes of ``y_proba``'s columns, sorted: column ``k`` scores
+        ``labels[k]``, as in :func:`sklearn.metrics.log_loss`. Unsorted ``labels``
+        raise a ``ValueError``.
     metric_params : dict, default=None
         Further keyword arguments of ``metric``.
     random_state : int, RandomState instance or None, default=None

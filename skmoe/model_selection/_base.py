@@ -12,6 +12,8 @@ from sklearn.utils import check_array
 from sklearn.utils._param_validation import validate_parameter_constraints
 from sklearn.utils.validation import column_or_1d
 
+from skmoe._validation import check_ids
+
 
 class _ShiftSplitterMixin:
     """Validate constructor arguments and the ``groups``/``y`` given to ``split``."""
@@ -34,9 +36,10 @@ class _ShiftSplitterMixin:
                 "enabled, pass it as params={'groups': ...}."
             )
         groups = check_array(
-            groups, input_name="groups", ensure_2d=False, dtype=None, copy=True
+            groups, input_name=name, ensure_2d=False, dtype=None, copy=True,
+            ensure_all_finite=False,
         )
-        groups = column_or_1d(groups)
+        groups = check_ids(groups, name)
         if n_samples is not None and groups.shape[0] != n_samples:
             raise ValueError(
                 f"Expected groups of length n_samples={n_samples}, got "

@@ -6,6 +6,8 @@ the domain of each sample is passed to ``split`` as ``groups``. Both splitters r
 ``GridSearchCV`` whether routing is enabled or not.
 """
 
+import math
+import warnings
 from numbers import Integral, Real
 
 import numpy as np
@@ -17,7 +19,8 @@ from sklearn.utils.validation import _num_samples
 
 from skmoe.model_selection._base import _ShiftSplitterMixin
 
-# How many random draws of test domains the stratified domain shuffle split compares.
+# How many distinct random sets of test domains the stratified domain shuffle split
+# compares for each split.
 _N_STRATIFY_CANDIDATES = 32
 
 
@@ -141,11 +144,15 @@ class DomainShuffleSplit(_ShiftSplitterMixin, GroupsConsumerMixin, BaseCrossVali
     set. Splits are independent draws, so a domain may be held out in several splits
     and some in none (as in :class:`~sklearn.model_selection.GroupShuffleSplit`).
 
-    With ``stratify=True`` each split compares several random draws of test domains
-    and keeps the one whose test-set class proportions are closest (in total
-    variation) to those of the whole data set. Domains that differ in their label
-    mix are then still held out, but no split ends up with a test set that lacks a
-    class or is dominated by one, which keeps scores comparable across splits.
+    With ``stratify=True`` each split compares up to 32 random sets of test domains
+    that no earlier split held out, and keeps the one whose test-set class
+    proportions are closest (in total variation) to those of the whole data set.
+    The test sets of the splits are therefore all different as long as there are at
+    least ``n_splits`` possible sets of test domains; when there are fewer, a
+    :class:`UserWarning` is raised and the sets are reused. Domains that differ in
+    their label mix are still held out, but test sets that lack a class or are
+    dominated by one are avoided when a better-balanced set is available, which
+    keeps scores comparable across splits.
 
     Parameters
     ----------
@@ -156,7 +163,8 @@ class DomainShuffleSplit(_ShiftSplitterMixin, GroupsConsumerMixin, BaseCrossVali
         int is their number.
     stratify : bool, default=False
         Choose the held-out domains so that the class proportions of the test set
-        follow the overall ones. Needs ``y`` in ``split``.
+        follow the overall ones, with a different set of test domains in every
+        split while enough sets exist. Needs ``y`` in ``split``.
     random_state : int, RandomState instance or None, default=None
         Pass an int for the same splits at every call of ``split``.
 
@@ -213,29 +221,62 @@ class DomainShuffleSplit(_ShiftSplitterMixin, GroupsConsumerMixin, BaseCrossVali
         n_domains = domains.shape[0]
         n_test = self._n_test_domains(n_domains)
         rng = check_random_state(self.random_state)
-        if self.stratify:
-            y = self._check_y(y, n_samples)
-            _, y_index = np.unique(y, return_inverse=True)
-            # class counts per domain, so that a candidate is scored without a pass
-            # over the samples
-            counts = np.zeros((n_domains, y_index.max() + 1))
-            np.add.at(counts, (domain_index, y_index), 1.0)
-            overall = counts.sum(axis=0) / counts.sum()
-        for _ in range(self.n_splits):
-            if not self.stratify:
+        if not self.stratify:
+            for _ in range(self.n_splits):
                 test_domains = rng.choice(n_domains, size=n_test, replace=False)
-            else:
-                candidates = [
-                    rng.choice(n_domains, size=n_test, replace=False)
-                    for _ in range(_N_STRATIFY_CANDIDATES)
-                ]
-                distances = []
-                for candidate in candidates:
-                    test_counts = counts[candidate].sum(axis=0)
-                    proportions = test_counts / test_counts.sum()
-                    distances.append(0.5 * np.abs(proportions - overall).sum())
-                test_domains = candidates[int(np.argmin(distances))]
+                yield np.isin(domain_index, test_domains)
+            return
+        y = self._check_y(y, n_samples)
+        _, y_index = np.unique(y, return_inverse=True)
+        # class counts per domain, so that a candidate is scored without a pass over
+        # the samples
+        counts = np.zeros((n_domains, y_index.max() + 1))
+        np.add.at(counts, (domain_index, y_index), 1.0)
+        for test_domains in self._stratified_test_domains(counts, n_test, rng):
             yield np.isin(domain_index, test_domains)
+
+    def _stratified_test_domains(self, counts, n_test, rng):
+        """Yield the held-out domains of each split, best of random unused candidates.
+
+        Each split draws up to ``_N_STRATIFY_CANDIDATES`` distinct sets of ``n_test``
+        domains that no earlier split held out, and keeps the one whose class
+        proportions are closest in total variation to the overall ones. Excluding
+        the sets already used is what keeps the splits distinct: with few domains
+        the same set would otherwise win every split. Once every set has been held
+        out (fewer sets than ``n_splits``), the next splits start a new round.
+        """
+        n_domains = counts.shape[0]
+        overall = counts.sum(axis=0) / counts.sum()
+        n_sets = math.comb(n_domains, n_test)
+        if n_sets < self.n_splits:
+            warnings.warn(
+                f"DomainShuffleSplit: n_splits={self.n_splits} but only {n_sets} "
+                f"distinct sets of {n_test} test domains exist among {n_domains} "
+                "domains; some splits repeat a test set. Lower n_splits or change "
+                "test_size.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+        def label_shift(candidate):
+            test_counts = counts[list(candidate)].sum(axis=0)
+            return 0.5 * np.abs(test_counts / test_counts.sum() - overall).sum()
+
+        used = set()
+        for _ in range(self.n_splits):
+            if len(used) == n_sets:
+                used.clear()
+            n_candidates = min(_N_STRATIFY_CANDIDATES, n_sets - len(used))
+            # a dict keeps the draw order, so ties go to the earliest draw
+            candidates = {}
+            while len(candidates) < n_candidates:
+                draw = rng.choice(n_domains, size=n_test, replace=False)
+                candidate = tuple(np.sort(draw).tolist())
+                if candidate not in used:
+                    candidates[candidate] = None
+            best = min(candidates, key=label_shift)
+            used.add(best)
+            yield np.asarray(best)
 
     def get_n_splits(self, X=None, y=None, groups=None):
         """Return the number of splits, ``n_splits``.

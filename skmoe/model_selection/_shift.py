@@ -23,7 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import _safe_indexing, check_array, check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import _num_samples, column_or_1d
+from sklearn.utils.validation import _num_features, _num_samples, column_or_1d
 
 from skmoe.model_selection._base import _check_test_count, _ShiftSplitterMixin
 
@@ -508,6 +508,20 @@ estimator=None, random_state=0, test_size=0.1)
         """
         n_samples = _num_samples(X)
         n_target = _num_samples(self.X_target)
+        n_features, n_target_features = _num_features(X), _num_features(self.X_target)
+        if n_features != n_target_features:
+            raise ValueError(
+                f"AdversarialValidationSplit: X_target has {n_target_features} "
+                f"features but X has {n_features}; X_target must have the features "
+                "of X."
+            )
+        if min(n_samples, n_target) < self.cv:
+            # StratifiedKFold's own message speaks of n_splits and class members
+            raise ValueError(
+                f"AdversarialValidationSplit: cv={self.cv} cross-fitting folds need "
+                f"at least {self.cv} rows of X and of X_target; got {n_samples} rows "
+                f"of X and {n_target} of X_target. Lower cv or pass more rows."
+            )
         if hasattr(X, "iloc") and hasattr(self.X_target, "iloc"):
             import pandas as pd
 

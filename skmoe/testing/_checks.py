@@ -17,6 +17,9 @@ from sklearn.utils._param_validation import Interval, StrOptions, validate_param
 # twice (once per cell) may differ in its last bits.
 LEVEL_DECIMALS = 12
 
+# Largest tolerated deviation of a probability row's sum from one (as in skmoe.metrics).
+_SUM_TOLERANCE = 1e-5
+
 
 def _class_proba(proba, name):
     """Return ``proba`` as an (n_cells, n_classes) matrix.
@@ -24,15 +27,43 @@ def _class_proba(proba, name):
     A 1-D array is ``P(Y = 1)`` of a binary problem, the convention of
     :func:`skmoe.datasets.make_routing_shift` and of :mod:`skmoe.metrics`.
     """
-    proba = np.asarray(proba, dtype=np.float64)
+    proba = given = np.asarray(proba, dtype=np.float64)
     if proba.ndim == 1:
-        return np.c_[1.0 - proba, proba]
-    if proba.ndim != 2 or proba.shape[1] < 2:
+        proba = np.c_[1.0 - proba, proba]
+    elif proba.ndim != 2 or proba.shape[1] < 2:
         raise ValueError(
             f"{name} must be a 1-D array of P(Y = 1) or a matrix with one column per "
             f"class (at least two); got an array of shape {proba.shape}."
         )
+    # the same checks as skmoe.metrics: a "probability" of 1.2 gives a finite,
+    # meaningless error
+    invalid = ~((proba >= 0.0) & (proba <= 1.0)).all(axis=1)
+    if invalid.any():
+        row = int(np.argmax(invalid))
+        raise ValueError(
+            f"{name} must hold probabilities in [0, 1]; got {name}[{row}] = "
+            f"{given[row].tolist()!r}."
+        )
+    sum_error = np.abs(proba.sum(axis=1) - 1.0)
+    if sum_error.max(initial=0.0) > _SUM_TOLERANCE:
+        row = int(np.argmax(sum_error))
+        raise ValueError(
+            f"Each row of {name} must sum to 1 (within {_SUM_TOLERANCE:g}); got "
+            f"{name}[{row}] = {proba[row].tolist()!r}, summing to "
+            f"{proba[row].sum():.6g}."
+        )
     return proba
+
+
+def _require_keys(mapping, keys, name):
+    """Raise a ValueError naming ``name`` and the keys it lacks."""
+    missing = [key for key in keys if key not in mapping]
+    if missing:
+        raise ValueError(
+            f"{name} lacks the key(s) {missing!r}; it needs {list(keys)!r}, as drawn "
+            "by finite_moe_populations or returned by make_routing_shift. Got "
+            f"keys {sorted(mapping)!r}."
+        )
 
 
 def _levels(proba, by, multiclass, n_bins):
@@ -153,9 +184,11 @@ def calibration_error_exact(
     Parameters
     ----------
     y_proba : array-like of shape (n_cells,) or (n_cells, n_classes)
-        Predicted ``P(Y = 1)`` (binary) or class probabilities of every cell.
+        Predicted ``P(Y = 1)`` (binary) or class probabilities of every cell:
+        values in ``[0, 1]``, rows summing to one within ``1e-5``, as in
+        :mod:`skmoe.metrics`.
     proba_true : array-like of the same shape as ``y_proba``
-        True ``P(Y = 1 | cell)`` or ``P(Y | cell)``.
+        True ``P(Y = 1 | cell)`` or ``P(Y | cell)``, with the same checks.
     weights : array-like of shape (n_cells,)
         Probability of every cell; normalised to sum to one, so the weights of a
         sub-population (for example ``P(cell) * r_k(cell)``, an expert's weighted
@@ -241,6 +274,7 @@ def premise_groups(population, *, multiclass="top_label"):
     >>> premise_groups(make_routing_shift(n_pairs=2))
     array([0, 2, 1, 3])
     """
+    _require_keys(population, ("routed_proba", "routed_expert"), "population")
     routed_proba = _class_proba(population["routed_proba"], "routed_proba")
     level, _, _ = _levels(
         routed_proba, np.asarray(population["routed_expert"]), multiclass, None
@@ -287,6 +321,7 @@ def _shift_parts(population, shift):
     """Target cell probabilities and target ``P(Y | cell)`` of a shift."""
     proba_true = _class_proba(population["proba_true"], "proba_true")
     if isinstance(shift, dict):
+        _require_keys(shift, ("target_proba",), "shift")
         target_proba = shift["target_proba"]
         target_true = _class_proba(shift.get("proba_true", proba_true), "proba_true")
     else:
@@ -401,6 +436,11 @@ def check_hard_routing_calibrated(
     AssertionError: Hard routing is miscalibrated on the target beyond atol=1e-12; \
 got source_error=0, target_error=0.05, routed_view_error=0, premise_gap=0.05.
     """
+    _require_keys(
+        population,
+        ("routed_proba", "routed_expert", "proba_true", "source_proba"),
+        "population",
+    )
     if multiclass is None:
         multiclass = population.get("calibration", "top_label")
     routed_proba = _class_proba(population["routed_proba"], "routed_proba")
