@@ -625,14 +625,6 @@ def run_stochastic(
     if responsibilities is None:
         theta = _theta_from_fitted(mixture, layout, y_mean, y_scale)
         if theta is None:
-            n_weighted = int(np.count_nonzero(weights))
-            if n_weighted < layout.n_experts:
-                raise ValueError(
-                    "The first partial_fit chunk starts the experts from its rows "
-                    f"and needs at least n_experts={layout.n_experts} of positive "
-                    f"weight; got {n_weighted} of {X.shape[0]} rows. Pass a larger "
-                    "first chunk."
-                )
             responsibilities = mixture._initial_responsibilities(
                 X, weights, layout.n_experts, random_state
             )
