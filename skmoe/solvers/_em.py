@@ -343,10 +343,16 @@ def _noise_scaled_penalties(mixture, expert_weights=None):
             scales[k] = totals[k] / (2.0 * dispersion[k])
         else:
             continue
-        penalties[k] = float(np.sum(np.asarray(expert.alpha) * expert.coef_**2))
+        penalties[k] = _weighted_norm(expert)
     if not np.any(penalties * scales > 0):
         return None
     return penalties, scales
+
+
+def _weighted_norm(expert):
+    """``alpha ||coef||^2`` of a fitted ``Ridge`` or GLM expert (``alpha`` may be
+    one per coefficient)."""
+    return float(np.sum(np.asarray(expert.alpha) * expert.coef_**2))
 
 
 def _shrinkage_allowance(shrinkable, mixture):
@@ -388,7 +394,7 @@ def _shrinkage_allowance(shrinkable, mixture):
         return 0.0
     penalties_after = np.array(
         [
-            float(np.sum(np.asarray(expert.alpha) * expert.coef_**2))
+            _weighted_norm(expert)
             if scale > 0 and hasattr(expert, "coef_") and hasattr(expert, "alpha")
             else 0.0
             for expert, scale in zip(experts, scales, strict=True)
